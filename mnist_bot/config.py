@@ -1,0 +1,81 @@
+"""Settings read from the environment and a `.env` file, only when asked."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from dotenv import dotenv_values
+
+from mnist_bot.errors import ConfigError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+MODELS_DIR = PROJECT_ROOT / "models"
+DEFAULT_MODEL = MODELS_DIR / "cnn.tflite"
+DEFAULT_DB = Path("mnist_bot_feedback.db")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything configurable, with explicit arguments beating the environment."""
+
+    mnist_dir: Path | None = None
+    model_path: Path = DEFAULT_MODEL
+    telegram_token: str | None = None
+    telegram_api_base_url: str | None = None
+    db_path: Path = DEFAULT_DB
+    allowed_user_ids: frozenset[int] = field(default_factory=frozenset)
+    rate_limit_per_minute: int = 30
+
+
+def _environment(env_file: Path | None) -> dict[str, str]:
+    """Merge `.env` values under the real environment (the environment wins)."""
+    path = env_file if env_file is not None else Path.cwd() / ".env"
+    merged = {k: v for k, v in dotenv_values(path).items() if v is not None} if path.is_file() else {}
+    merged.update(os.environ)
+    return merged
+
+
+def _user_ids(text: str) -> frozenset[int]:
+    """Parse a comma-separated list of Telegram user ids."""
+    try:
+        return frozenset(int(part) for part in text.replace(" ", "").split(",") if part)
+    except ValueError as exc:
+        raise ConfigError(f"MNIST_BOT_ALLOWED_USERS must be comma-separated numbers, got {text!r}.") from exc
+
+
+def _positive_int(name: str, text: str) -> int:
+    """Parse a positive integer setting."""
+    if not text.isdigit() or int(text) <= 0:
+        raise ConfigError(f"{name} must be a positive whole number, got {text!r}.")
+    return int(text)
+
+
+def _from_environment(env: Mapping[str, str]) -> dict[str, Any]:
+    """Translate environment variables into Settings fields."""
+    values: dict[str, Any] = {}
+    if env.get("MNIST_DIR"):
+        values["mnist_dir"] = Path(env["MNIST_DIR"])
+    if env.get("MNIST_BOT_MODEL"):
+        values["model_path"] = Path(env["MNIST_BOT_MODEL"])
+    if env.get("TELEGRAM_BOT_TOKEN"):
+        values["telegram_token"] = env["TELEGRAM_BOT_TOKEN"].strip()
+    if env.get("TELEGRAM_API_BASE_URL"):
+        values["telegram_api_base_url"] = env["TELEGRAM_API_BASE_URL"].rstrip("/")
+    if env.get("MNIST_BOT_DB"):
+        values["db_path"] = Path(env["MNIST_BOT_DB"])
+    if env.get("MNIST_BOT_ALLOWED_USERS"):
+        values["allowed_user_ids"] = _user_ids(env["MNIST_BOT_ALLOWED_USERS"])
+    if env.get("MNIST_BOT_RATE_LIMIT"):
+        values["rate_limit_per_minute"] = _positive_int("MNIST_BOT_RATE_LIMIT", env["MNIST_BOT_RATE_LIMIT"])
+    return values
+
+
+def load_settings(env_file: Path | None = None, **overrides: Any) -> Settings:
+    """Read settings: explicit overrides, then the environment and `.env`, then defaults."""
+    settings = replace(Settings(), **_from_environment(_environment(env_file)))
+    explicit = {key: value for key, value in overrides.items() if value is not None}
+    return replace(settings, **explicit)

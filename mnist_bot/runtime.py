@@ -1,0 +1,132 @@
+"""Model runtimes behind one small protocol: LiteRT, Keras, and a fake for tests."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from mnist_bot.errors import ModelLoadError
+
+log = logging.getLogger(__name__)
+
+NUM_CLASSES = 10
+
+
+class Runtime(Protocol):
+    """Turn a batch of model inputs into class probabilities."""
+
+    name: str
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        """Map float32 (N, 28, 28) in [0, 1] to float32 (N, 10) probabilities."""
+        ...
+
+
+class LiteRtRuntime:
+    """Run a `.tflite` model with the LiteRT interpreter (no TensorFlow import)."""
+
+    name = "litert"
+
+    def __init__(self, path: Path) -> None:
+        try:
+            from ai_edge_litert.interpreter import Interpreter
+        except ImportError as exc:
+            raise ModelLoadError("The LiteRT runtime (ai-edge-litert) is not installed.") from exc
+        try:
+            self._interpreter = Interpreter(model_path=str(path), num_threads=1)
+        except (ValueError, RuntimeError) as exc:
+            raise ModelLoadError(f"Cannot load the model file {path.name}: it is not a valid .tflite model.") from exc
+        self._input = self._interpreter.get_input_details()[0]
+        self._output = self._interpreter.get_output_details()[0]
+        self._batch = 0
+        # The interpreter is not thread-safe; the bot calls it from worker threads.
+        self._lock = threading.Lock()
+
+    def _resize(self, batch_size: int) -> None:
+        """Resize the input tensor when the batch size changes."""
+        if batch_size != self._batch:
+            shape = [batch_size, *self._input["shape"][1:]]
+            self._interpreter.resize_tensor_input(self._input["index"], shape)
+            self._interpreter.allocate_tensors()
+            self._batch = batch_size
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        """Run one interpreter call for the whole batch."""
+        with self._lock:
+            self._resize(len(batch))
+            model_input = batch.reshape([len(batch), *self._input["shape"][1:]]).astype(np.float32)
+            self._interpreter.set_tensor(self._input["index"], model_input)
+            self._interpreter.invoke()
+            return np.array(self._interpreter.get_tensor(self._output["index"]), dtype=np.float32)
+
+
+class KerasRuntime:
+    """Run a `.keras` model with Keras (imports TensorFlow; a fallback only)."""
+
+    name = "keras"
+
+    def __init__(self, path: Path) -> None:
+        try:
+            import keras
+
+            self._model: Any = keras.models.load_model(path, compile=False)
+        except ImportError as exc:
+            raise ModelLoadError("Keras is not installed, so .keras models cannot be loaded.") from exc
+        except Exception as exc:  # Keras raises many types for a bad file.
+            raise ModelLoadError(f"Cannot load the model file {path.name}.") from exc
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        """Call the model directly; `model.predict` is far slower for small batches."""
+        return np.asarray(self._model(batch[..., np.newaxis], training=False), dtype=np.float32)
+
+
+class FakeRuntime:
+    """A deterministic stand-in for tests: scores come from a plain function."""
+
+    name = "fake"
+
+    def __init__(self, score: Callable[[np.ndarray], np.ndarray] | None = None) -> None:
+        self._score = score or _ink_fraction_scores
+        self.calls = 0
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        """Return softmax-normalised scores for each input."""
+        self.calls += 1
+        logits = np.stack([self._score(image) for image in batch]).astype(np.float32)
+        exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return exp / exp.sum(axis=1, keepdims=True)
+
+
+def _ink_fraction_scores(image: np.ndarray) -> np.ndarray:
+    """Favour the digit equal to the ink fraction's first decimal, so answers vary with input."""
+    scores = np.zeros(NUM_CLASSES, dtype=np.float32)
+    scores[int(float(image.mean()) * 10) % NUM_CLASSES] = 5.0
+    return scores
+
+
+def load_runtime(path: Path) -> Runtime:
+    """Pick the runtime for a model file: LiteRT for `.tflite`, Keras for `.keras`."""
+    if not path.is_file():
+        raise ModelLoadError(f"No model file at {path}. Train one with `mnist-bot train` or set MNIST_BOT_MODEL.")
+    if path.suffix == ".tflite":
+        return _tflite_or_keras(path)
+    if path.suffix in {".keras", ".h5"}:
+        return KerasRuntime(path)
+    raise ModelLoadError(f"Unknown model type {path.suffix!r}: use a .tflite or .keras file.")
+
+
+def _tflite_or_keras(path: Path) -> Runtime:
+    """Prefer LiteRT; fall back to the sibling `.keras` file when LiteRT is missing."""
+    try:
+        return LiteRtRuntime(path)
+    except ModelLoadError:
+        keras_path = path.with_suffix(".keras")
+        if not keras_path.is_file():
+            raise
+        log.warning("LiteRT unavailable; falling back to Keras for %s", keras_path.name)
+        return KerasRuntime(keras_path)
