@@ -1,0 +1,344 @@
+"""DigitChat: a chat transcript above a drawing pad; draw a digit or upload a photo, get the answer."""
+
+from __future__ import annotations
+
+import functools
+import getpass
+import io
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ipywidgets import HTML, Button, FileUpload, HBox, IntSlider, Label, Layout, ToggleButton, VBox, Widget
+from PIL import Image, ImageOps
+
+from mnist_bot import NumberReading, Prediction, Recognizer, RecognizerError
+from mnist_bot.config import load_settings
+from widgets import bubbles
+from widgets.pad import DrawingPad
+from widgets.raster import DEFAULT_PEN_WIDTH, PAD_SIZE, image_to_png, mask_to_png, mask_to_rgba, stroke_mask
+
+if TYPE_CHECKING:
+    from mnist_bot.feedback import FeedbackStore
+
+log = logging.getLogger(__name__)
+
+Answer = Prediction | NumberReading
+LIVE_INTERVAL_S = 0.3  # at most ~3 live predictions a second keeps the kernel free for drawing events
+THUMB_SIDE = 96
+GREETING = "Hi! Draw a digit on the pad and press Send (or Enter), or upload a photo of a digit or a number."
+EMPTY_PAD = "Draw a digit first: the pad is empty."
+APOLOGY = "Sorry, something went wrong on my side. Please try again."
+LIVE_HINT = "live: draw to see my guess"
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    """One transcript entry: who said it, what kind it is, its plain text and the HTML shown."""
+
+    role: str  # "user" | "bot"
+    kind: str  # user: "image" | "text"; bot: "answer" | "number" | "hint" | "error" | "apology" | "thanks"
+    text: str
+    html: str
+    answer: Answer | None = None
+
+
+@functools.cache
+def default_recognizer() -> Recognizer:
+    """Load the configured model once per kernel, shared by every DigitChat."""
+    return Recognizer.load()
+
+
+def read_photo(recognizer: Recognizer, data: bytes) -> Answer:
+    """Read a number when the photo shows two or more digits, else the single digit."""
+    try:
+        reading = recognizer.read_number(data)
+    except RecognizerError:
+        reading = None  # the single-digit path below gives the user-facing error, if any
+    if reading is not None and len(reading.digits) >= 2:
+        return reading
+    return recognizer.predict(data)
+
+
+def photo_thumbnail(data: bytes, side: int = THUMB_SIDE) -> bytes | None:
+    """Return a small PNG of an uploaded photo, upright, or None when Pillow cannot read it."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            upright = ImageOps.exif_transpose(image).convert("RGB")
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return None
+    return image_to_png(upright, side)
+
+
+class DigitChat:
+    """A notebook chat: draw a digit (mouse, pen or finger) or upload a photo; the bot answers."""
+
+    def __init__(
+        self,
+        recognizer: Recognizer | None = None,
+        feedback: FeedbackStore | None = None,
+        *,
+        user: str | None = None,
+        live_interval_s: float = LIVE_INTERVAL_S,
+        clock: Callable[[], float] = time.monotonic,
+        pad_size: int = PAD_SIZE,
+    ) -> None:
+        self._recognizer = recognizer
+        self._feedback = feedback
+        self.user = user or f"widget:{getpass.getuser()}"
+        self.live_interval_s = live_interval_s
+        self._clock = clock
+        self._last_live = -math.inf
+        self.live_prediction: Prediction | None = None
+        self.messages: list[ChatMessage] = []
+        self._message_widgets: list[Widget] = []
+        self.pad = DrawingPad(pad_size)
+        self._build_controls()
+        self.widget = self._layout()
+        self._wire()
+        self._say_bot(GREETING, "hint")
+
+    # ------------------------------------------------------------------ building
+
+    def _build_controls(self) -> None:
+        """Create the buttons, slider, toggle, upload and the live line."""
+        small = Layout(width="150px")
+        self.send_button = Button(
+            description="Send", button_style="primary", icon="paper-plane", layout=small
+        )
+        self.undo_button = Button(
+            description="Undo", icon="undo", layout=small, tooltip="Remove the last stroke"
+        )
+        self.clear_button = Button(description="Clear", icon="eraser", layout=small)
+        self.pen_slider = IntSlider(
+            value=DEFAULT_PEN_WIDTH, min=6, max=40, description="pen", layout=Layout(width="200px")
+        )
+        self.live_toggle = ToggleButton(value=False, description="live", icon="bolt", layout=small)
+        self.upload = FileUpload(accept="image/*", multiple=False, description="photo", layout=small)
+        self.live_line = HTML(bubbles.live(None, ""))
+        self.transcript = VBox(layout=_transcript_layout())
+
+    def _layout(self) -> VBox:
+        """Put the transcript above the pad, the controls beside the pad."""
+        controls = VBox(
+            [
+                self.send_button,
+                self.undo_button,
+                self.clear_button,
+                self.live_toggle,
+                self.pen_slider,
+                self.upload,
+            ],
+            layout=Layout(gap="4px", margin="0 0 0 8px"),
+        )
+        pad_row = HBox([self.pad.canvas, controls], layout=Layout(align_items="flex-start"))
+        return VBox([self.transcript, pad_row, self.live_line], layout=Layout(max_width="560px", gap="6px"))
+
+    def _wire(self) -> None:
+        """Connect every event; each handler is guarded so no exception escapes into the notebook."""
+        self.send_button.on_click(self._guarded(lambda _: self.send()))
+        self.undo_button.on_click(self._guarded(lambda _: self.undo()))
+        self.clear_button.on_click(self._guarded(lambda _: self.clear()))
+        self.pen_slider.observe(self._guarded(self._on_pen_width), names="value")
+        self.live_toggle.observe(self._guarded(self._on_live_toggle), names="value")
+        self.upload.observe(self._guarded(self._on_upload), names="value")
+        self.pad.on_change = self._guarded(self._on_pad_change)
+        self.pad.on_enter = self._guarded(self.send)
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        """Display as the widget tree, so `DigitChat()` as a cell's last line shows the chat."""
+        return self.widget._repr_mimebundle_(**kwargs)
+
+    # ------------------------------------------------------------------ services
+
+    def recognizer(self) -> Recognizer:
+        """Return the injected recognizer, or the kernel-wide default model."""
+        return self._recognizer if self._recognizer is not None else default_recognizer()
+
+    def feedback_store(self) -> FeedbackStore:
+        """Return the corrections store: the injected one, or the bot's SQLite file from the settings."""
+        if self._feedback is None:
+            from mnist_bot.feedback import FeedbackStore
+
+            self._feedback = FeedbackStore(load_settings().db_path)
+        return self._feedback
+
+    # ------------------------------------------------------------------ user actions
+
+    def send(self) -> None:
+        """Send the drawing: show it as the user's bubble, clear the pad and answer."""
+        strokes = self.pad.strokes
+        if not strokes:
+            self._say_bot(EMPTY_PAD, "hint")
+            return
+        mask = stroke_mask(strokes, (self.pad.size, self.pad.size))
+        self._say_user(
+            bubbles.user_image(mask_to_png(mask, THUMB_SIDE), "your drawing"), "image", "(drawing)"
+        )
+        self.pad.clear()
+        self._show_live(None, LIVE_HINT if self.live_toggle.value else "")
+        image = mask_to_rgba(mask)
+        self._answer(lambda recognizer: recognizer.predict(image))
+
+    def send_photo(self, data: bytes, name: str = "photo") -> None:
+        """Send an uploaded photo: show a thumbnail and answer with a digit or a number."""
+        thumbnail = photo_thumbnail(data)
+        if thumbnail is None:
+            self._say_user(bubbles.user_text(name), "text", name)
+        else:
+            self._say_user(bubbles.user_image(thumbnail, name), "image", name)
+        self._answer(lambda recognizer: read_photo(recognizer, data))
+
+    def undo(self) -> None:
+        """Remove the last stroke."""
+        self.pad.undo()
+        self._refresh_live()
+
+    def clear(self) -> None:
+        """Remove every stroke."""
+        self.pad.clear()
+        self._refresh_live()
+
+    # ------------------------------------------------------------------ answering
+
+    def _answer(self, compute: Callable[[Recognizer], Answer]) -> None:
+        """Run the recogniser and post its answer; errors become friendly bubbles, never exceptions."""
+        try:
+            result = compute(self.recognizer())
+        except RecognizerError as exc:
+            self._say_bot(str(exc), "error")
+            return
+        except Exception:
+            log.exception("DigitChat could not answer")
+            self._say_bot(APOLOGY, "apology")
+            return
+        if isinstance(result, NumberReading):
+            self._post(
+                ChatMessage("bot", "number", bubbles.number_text(result), bubbles.number(result), result)
+            )
+        else:
+            message = ChatMessage(
+                "bot", "answer", bubbles.answer_text(result), bubbles.answer(result), result
+            )
+            self._post(message, self._correction_row(result))
+
+    def _correction_row(self, prediction: Prediction) -> HBox:
+        """Return a "Wrong?" button that opens a 0-9 picker for the right label."""
+        row = HBox(layout=Layout(margin="0 0 6px 6px", flex_flow="row wrap", align_items="center"))
+        wrong = Button(description="Wrong?", layout=Layout(width="auto"), tooltip="Tell me the right digit")
+        wrong.on_click(self._guarded(lambda _: self._ask_label(row, prediction)))
+        row.children = (wrong,)
+        return row
+
+    def _ask_label(self, row: HBox, prediction: Prediction) -> None:
+        """Replace the "Wrong?" button with one button per digit."""
+        picks = []
+        for digit in range(10):
+            button = Button(description=str(digit), layout=Layout(width="34px"))
+            button.on_click(self._guarded(functools.partial(self._store_label, row, prediction, digit)))
+            picks.append(button)
+        row.children = (Label("It was a"), *picks)
+
+    def _store_label(self, row: HBox, prediction: Prediction, label: int, _button: object = None) -> None:
+        """Save the 28x28 the model saw with the user's label, in the same store as the bot."""
+        self.feedback_store().add(prediction.input28, prediction.digit, label, self.user, "widget")
+        row.children = (Label(f"you said: {label}"),)
+        self._say_bot(f"Thanks! I saved this drawing as a {label} so I can learn from it.", "thanks")
+
+    # ------------------------------------------------------------------ live mode
+
+    def _on_pad_change(self, finished: bool) -> None:
+        """Update the live answer at most every `live_interval_s` while drawing, and when a stroke ends."""
+        if not self.live_toggle.value:
+            return
+        now = self._clock()
+        if not finished and now - self._last_live < self.live_interval_s:
+            return
+        self._last_live = now
+        self._refresh_live()
+
+    def _on_live_toggle(self, change: dict[str, Any]) -> None:
+        """Show a live answer at once when switched on; blank the line when off."""
+        self._refresh_live()
+
+    def _refresh_live(self) -> None:
+        """Recompute the live answer from the pad (only in live mode)."""
+        if not self.live_toggle.value:
+            self._show_live(None, "")
+            return
+        strokes = self.pad.strokes
+        if not strokes:
+            self._show_live(None, LIVE_HINT)
+            return
+        try:
+            prediction = self.recognizer().predict(mask_to_rgba(stroke_mask(strokes, (self.pad.size,) * 2)))
+        except RecognizerError as exc:
+            self._show_live(None, f"live: {exc}")
+            return
+        self._show_live(prediction)
+
+    def _show_live(self, prediction: Prediction | None, hint: str = "") -> None:
+        """Write the live line under the pad."""
+        self.live_prediction = prediction
+        self.live_line.value = bubbles.live(prediction, hint)
+
+    # ------------------------------------------------------------------ other events
+
+    def _on_pen_width(self, change: dict[str, Any]) -> None:
+        """Use the slider's width for the next strokes."""
+        self.pad.pen_width = float(change["new"])
+
+    def _on_upload(self, change: dict[str, Any]) -> None:
+        """Answer each uploaded file, then empty the upload so the same file can be sent again."""
+        files: Sequence[Any] = change["new"]
+        if not files:
+            return
+        for file in files:
+            self.send_photo(bytes(file["content"]), str(file["name"]))
+        self.upload.value = ()
+
+    # ------------------------------------------------------------------ transcript
+
+    def _say_user(self, html: str, kind: str, text: str) -> None:
+        """Post a user bubble."""
+        self._post(ChatMessage("user", kind, text, html))
+
+    def _say_bot(self, text: str, kind: str) -> None:
+        """Post a plain bot bubble."""
+        self._post(ChatMessage("bot", kind, text, bubbles.bot_text(text, kind)))
+
+    def _post(self, message: ChatMessage, extra: Widget | None = None) -> None:
+        """Append a message (and any widget under it) to the transcript."""
+        self.messages.append(message)
+        bubble = HTML(message.html, layout=Layout(width="100%"))
+        self._message_widgets.append(VBox([bubble, extra]) if extra is not None else bubble)
+        # The transcript's flex direction is reversed so the browser keeps it scrolled to the newest.
+        self.transcript.children = tuple(reversed(self._message_widgets))
+
+    def _guarded(self, handler: Callable[..., None]) -> Callable[..., None]:
+        """Wrap an event handler: log any exception and apologise in the chat instead of raising."""
+
+        def run(*args: Any) -> None:
+            try:
+                handler(*args)
+            except Exception:
+                log.exception("DigitChat event handler failed")
+                self._say_bot(APOLOGY, "apology")
+
+        return run
+
+
+def _transcript_layout() -> Layout:
+    """Lay the transcript out newest-at-bottom and scrollable."""
+    return Layout(
+        flex_flow="column-reverse",
+        overflow_y="auto",
+        max_height="420px",
+        min_height="60px",
+        border="1px solid #e0e0e0",
+        padding="6px",
+        width="100%",
+    )
