@@ -1,0 +1,399 @@
+"""Bring any photo, drawing or array to MNIST's convention: a 28x28 float32 digit.
+
+MNIST digits are bright ink on black, fit into a 20x20 box keeping their aspect ratio, and
+centred by centre of mass in a 28x28 field. Each step below is small and testable on its own.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from PIL import Image, ImageOps
+
+from mnist_bot.errors import EmptyImageError, InvalidImageError
+
+ImageInput = bytes | bytearray | memoryview | str | os.PathLike[str] | Image.Image | np.ndarray
+
+SIZE = 28
+BOX = 20
+CENTRE = (SIZE - 1) / 2 + 0.5  # MNIST's centre of mass sits at 14.0 in pixel-index coordinates
+MAX_PIXELS = 50_000_000  # refuse decompression bombs before decoding
+MAX_FILE_BYTES = 50 * 1024 * 1024
+MIN_SIDE = 8
+WORK_SIDE = 640  # photos are analysed at this longest side: plenty for a digit, fast
+MIN_WORK_SIDE = 200  # tiny inputs are upscaled so morphology has room
+STROKE_IN_BOX = 2.4  # MNIST's median pen width, in pixels of the 20x20 box
+MIN_CONTRAST = 28  # grey levels between ink and paper below which there is no digit
+EMPTY_MESSAGE = "I can't see a digit; try a closer photo with the digit in the middle."
+
+
+@dataclass(frozen=True)
+class Box:
+    """A rectangle in the input image's pixel coordinates."""
+
+    x: int
+    y: int
+    w: int
+    h: int
+
+
+@dataclass(frozen=True)
+class PreparedDigit:
+    """A model-ready digit: input28 is (28, 28) float32 in [0, 1]."""
+
+    input28: np.ndarray
+    box: Box
+    digit_like: bool
+
+
+@dataclass(frozen=True)
+class InkImage:
+    """Ink as bright uint8 (H, W) at working resolution, and its scale from the input."""
+
+    ink: np.ndarray
+    scale: float
+
+
+def _register_heif() -> None:
+    """Teach Pillow HEIC/HEIF (iPhone photos) when pillow-heif is installed."""
+    try:
+        from pillow_heif import register_heif_opener
+
+        register_heif_opener()
+    except ImportError:
+        pass
+
+
+def _read_path(path: str | os.PathLike[str]) -> bytes:
+    """Read an image file, refusing huge ones before reading them."""
+    try:
+        if os.path.getsize(path) > MAX_FILE_BYTES:
+            raise InvalidImageError("The file is too large; send an image under 50 MB.")
+        with open(path, "rb") as handle:
+            return handle.read()
+    except OSError as exc:
+        raise InvalidImageError(f"Cannot read the file {os.fspath(path)!r}.") from exc
+
+
+def open_image(data: bytes) -> Image.Image:
+    """Decode encoded bytes (first frame, EXIF-rotated), refusing bombs and non-images."""
+    if not data:
+        raise InvalidImageError("The file is empty.")
+    if len(data) > MAX_FILE_BYTES:
+        raise InvalidImageError("The file is too large; send an image under 50 MB.")
+    _register_heif()
+    try:
+        image = Image.open(io.BytesIO(data))
+        _check_pixels(image.width, image.height)
+        image.draft("RGB", (WORK_SIDE, WORK_SIDE))  # JPEG decodes straight at a reduced scale
+        return ImageOps.exif_transpose(image) or image
+    except InvalidImageError:
+        raise
+    except Exception as exc:  # Pillow raises many types for broken or hostile files.
+        raise InvalidImageError("That file is not an image I can read (JPEG, PNG, WebP, HEIC, ...).") from exc
+
+
+def _check_pixels(width: int, height: int) -> None:
+    """Refuse images too small to hold a digit or too large to decode safely."""
+    if width * height > MAX_PIXELS:
+        raise InvalidImageError(f"The image is too large ({width}x{height}); send one under 50 megapixels.")
+    if min(width, height) < MIN_SIDE:
+        raise InvalidImageError(f"The image is too small ({width}x{height}) to hold a digit.")
+
+
+def pil_to_array(image: Image.Image) -> np.ndarray:
+    """Convert any Pillow mode to uint8 grey (H, W), RGB (H, W, 3) or RGBA (H, W, 4)."""
+    try:
+        if image.mode in {"I;16", "I;16B", "I;16L", "I", "F"}:
+            return _to_uint8(np.asarray(image, dtype=np.float64))
+        has_alpha = image.mode in {"RGBA", "LA", "PA"} or "transparency" in image.info
+        target = "RGBA" if has_alpha else ("L" if image.mode in {"L", "1"} else "RGB")
+        return np.asarray(image.convert(target))
+    except Exception as exc:  # a truncated file fails here, on the real decode
+        raise InvalidImageError("The image file is damaged or truncated.") from exc
+
+
+def _to_uint8(values: np.ndarray) -> np.ndarray:
+    """Scale a numeric array to uint8, treating [0, 1] floats as fractions."""
+    if not np.all(np.isfinite(values)):
+        raise InvalidImageError("The image array contains NaN or infinite values.")
+    top = float(values.max()) if values.size else 0.0
+    if values.dtype.kind == "f" and top <= 1.0 and float(values.min()) >= 0.0:
+        return np.round(values * 255).astype(np.uint8)
+    if float(values.min()) < 0:
+        raise InvalidImageError("The image array has negative values.")
+    scale = 255.0 / top if top > 255 else 1.0
+    return np.round(values * scale).astype(np.uint8)
+
+
+def validate_array(array: np.ndarray) -> np.ndarray:
+    """Check an array's shape and dtype and return it as uint8 grey, RGB or RGBA."""
+    if not isinstance(array, np.ndarray) or array.dtype.kind not in "biuf":
+        raise InvalidImageError("The image array must hold numbers (uint8, float in [0, 1], ...).")
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[:, :, 0]
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (3, 4)):
+        raise InvalidImageError(f"The image array has shape {array.shape}; expected (H, W), (H, W, 3) or (H, W, 4).")
+    _check_pixels(array.shape[1], array.shape[0])
+    if array.dtype == np.uint8:
+        return array
+    return _to_uint8(array.astype(np.float64))
+
+
+def load_image(source: ImageInput) -> np.ndarray:
+    """Turn any supported input into a uint8 grey, RGB or RGBA array."""
+    if isinstance(source, np.ndarray):
+        return validate_array(source)
+    if isinstance(source, Image.Image):
+        _check_pixels(source.width, source.height)
+        return pil_to_array(source)
+    if isinstance(source, bytes | bytearray | memoryview):
+        return pil_to_array(open_image(bytes(source)))
+    if isinstance(source, str | os.PathLike):
+        return pil_to_array(open_image(_read_path(source)))
+    raise InvalidImageError(f"Cannot read an image from a {type(source).__name__}.")
+
+
+def is_transparent_drawing(rgba: np.ndarray) -> bool:
+    """Tell whether an RGBA image is ink on a transparent background (a canvas)."""
+    return bool(rgba.shape[2] == 4 and np.mean(rgba[:, :, 3] < 128) > 0.5)
+
+
+def to_grey(image: np.ndarray) -> tuple[np.ndarray, bool]:
+    """Return uint8 (H, W) grey and whether it already holds ink as brightness (alpha ink)."""
+    if image.ndim == 2:
+        return image, False
+    if image.shape[2] == 4 and is_transparent_drawing(image):
+        return image[:, :, 3], True
+    rgb = image[:, :, :3].astype(np.float32)
+    if image.shape[2] == 4:  # flatten semi-transparent images onto white paper
+        alpha = image[:, :, 3:4].astype(np.float32) / 255
+        rgb = rgb * alpha + 255 * (1 - alpha)
+    return cv2.cvtColor(rgb.astype(np.uint8), cv2.COLOR_RGB2GRAY), False
+
+
+def resize_for_work(grey: np.ndarray) -> tuple[np.ndarray, float]:
+    """Scale so the longest side is in [MIN_WORK_SIDE, WORK_SIDE]; return the scale used."""
+    longest = max(grey.shape)
+    if longest > WORK_SIDE:
+        scale = WORK_SIDE / longest
+        interpolation = cv2.INTER_AREA
+    elif longest < MIN_WORK_SIDE:
+        scale = float(np.ceil(MIN_WORK_SIDE / longest))
+        interpolation = cv2.INTER_LINEAR
+    else:
+        return grey, 1.0
+    size = (max(1, round(grey.shape[1] * scale)), max(1, round(grey.shape[0] * scale)))
+    return cv2.resize(grey, size, interpolation=interpolation), scale
+
+
+def ink_is_dark(grey: np.ndarray) -> bool:
+    """Detect polarity: the background is the majority, so the median sits near it."""
+    low, median, high = np.percentile(grey, [1, 50, 99])
+    return bool(high - median < median - low)
+
+
+def flatten_background(ink: np.ndarray) -> np.ndarray:
+    """Subtract a smooth background estimate to remove shadows and lighting gradients."""
+    side = max(15, (min(ink.shape) // 5) | 1)
+    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (side, side))
+    background = cv2.morphologyEx(ink, cv2.MORPH_OPEN, kernel)  # thin bright strokes vanish
+    background = cv2.blur(background, (side, side))
+    return cv2.subtract(ink, cv2.min(background, ink))
+
+
+def ink_image(image: np.ndarray) -> InkImage:
+    """Make ink bright on black at working resolution, whatever the input's polarity."""
+    grey, alpha_ink = to_grey(image)
+    grey, scale = resize_for_work(grey)
+    if alpha_ink:
+        return InkImage(grey, scale)
+    ink = cv2.bitwise_not(grey) if ink_is_dark(grey) else grey
+    return InkImage(flatten_background(cv2.medianBlur(ink, 3)), scale)
+
+
+def ink_mask(ink: np.ndarray) -> np.ndarray:
+    """Threshold ink (Otsu, with a noise floor); raise EmptyImageError when there is none."""
+    if int(np.percentile(ink, 99.9)) < MIN_CONTRAST:
+        raise EmptyImageError(EMPTY_MESSAGE)
+    otsu, _ = cv2.threshold(ink, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    threshold = max(otsu, MIN_CONTRAST * 0.75, 0.25 * float(np.percentile(ink, 99.9)))
+    return (ink > threshold).astype(np.uint8)
+
+
+def remove_rule_lines(mask: np.ndarray) -> np.ndarray:
+    """Erase ruled or squared paper lines: long thin runs spanning most of the image."""
+    lines = np.zeros_like(mask)
+    for axis in (1, 0):
+        length = max(25, mask.shape[axis] // 6)
+        shape = (length, 1) if axis == 1 else (1, length)
+        kernel = cv2.getStructuringElement(cv2.MORPH_RECT, shape)
+        runs = cv2.morphologyEx(mask, cv2.MORPH_OPEN, kernel)
+        lines |= _spanning_components(runs, mask.shape[axis], axis)
+    if not lines.any():
+        return mask
+    cleaned = mask & ~lines
+    # Re-bridge digit strokes that crossed a line: keep line pixels with ink on both sides.
+    bridge_kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (3, 7)) & 1
+    bridged = cv2.morphologyEx(cleaned, cv2.MORPH_CLOSE, np.ones((7, 7), np.uint8)) & lines & bridge_kernel.max()
+    return (cleaned | bridged).astype(np.uint8)
+
+
+def _spanning_components(runs: np.ndarray, extent: int, axis: int) -> np.ndarray:
+    """Keep connected runs that span at least half the image along `axis`."""
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(runs, connectivity=8)
+    span_column = cv2.CC_STAT_WIDTH if axis == 1 else cv2.CC_STAT_HEIGHT
+    keep = [i for i in range(1, count) if stats[i, span_column] >= extent * 0.5]
+    return np.isin(labels, keep).astype(np.uint8) if keep else np.zeros_like(runs)
+
+
+@dataclass(frozen=True)
+class Component:
+    """One connected blob of ink at working resolution."""
+
+    label: int
+    x: int
+    y: int
+    w: int
+    h: int
+    area: int
+
+    def gap_to(self, other: Component) -> int:
+        """Return the larger of the horizontal and vertical gaps between two boxes."""
+        dx = max(other.x - (self.x + self.w), self.x - (other.x + other.w), 0)
+        dy = max(other.y - (self.y + self.h), self.y - (other.y + other.h), 0)
+        return max(dx, dy)
+
+
+def components(mask: np.ndarray, min_area: int = 12) -> tuple[np.ndarray, list[Component]]:
+    """Label connected ink blobs, dropping specks of noise."""
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    found = [
+        Component(i, *(int(v) for v in stats[i, :4]), int(stats[i, cv2.CC_STAT_AREA]))
+        for i in range(1, count)
+        if stats[i, cv2.CC_STAT_AREA] >= min_area
+    ]
+    return labels, found
+
+
+def _touches_border(c: Component, shape: tuple[int, ...]) -> bool:
+    """Tell whether a blob touches the frame (paper edges and shadows usually do)."""
+    return c.x == 0 or c.y == 0 or c.x + c.w >= shape[1] or c.y + c.h >= shape[0]
+
+
+def select_digit(found: list[Component], shape: tuple[int, ...]) -> list[Component]:
+    """Pick the main blob and the nearby pieces that belong to the same digit."""
+    if not found:
+        raise EmptyImageError(EMPTY_MESSAGE)
+    inside = [c for c in found if not _touches_border(c, shape)] or found
+    main = max(inside, key=lambda c: c.area)
+    reach = max(3, int(0.25 * max(main.h, main.w)))
+    return [main] + [c for c in found if c is not main and c.area >= 0.04 * main.area and main.gap_to(c) <= reach]
+
+
+def union_box(parts: list[Component]) -> Box:
+    """Return the bounding box of several blobs."""
+    x0, y0 = min(c.x for c in parts), min(c.y for c in parts)
+    x1, y1 = max(c.x + c.w for c in parts), max(c.y + c.h for c in parts)
+    return Box(x0, y0, x1 - x0, y1 - y0)
+
+
+def looks_like_digit(parts: list[Component], box: Box) -> bool:
+    """Reject shapes no digit has: very wide, a filled blob, or too tiny to read."""
+    fill = sum(c.area for c in parts) / max(1, box.w * box.h)
+    return box.w <= 1.6 * box.h and fill < 0.62 and box.h >= 6 and len(parts) <= 4
+
+
+def stroke_width(mask: np.ndarray) -> float:
+    """Estimate the pen width of a binary stroke image from its distance transform."""
+    distance = cv2.distanceTransform(mask, cv2.DIST_L2, 3)
+    inside = distance[mask > 0]
+    return max(1.0, 4.0 * float(inside.mean()) - 2.0) if inside.size else 1.0
+
+
+def normalise_stroke(mask: np.ndarray, box_side: int) -> np.ndarray:
+    """Thicken or thin the pen so that it matches MNIST's width once scaled into the box."""
+    target = STROKE_IN_BOX * box_side / BOX
+    width = stroke_width(mask)
+    if 0.75 * target <= width <= 1.5 * target:
+        return mask
+    if width < target:
+        size = max(2, round(target - width))
+        return cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size)))
+    size = max(2, round((width - target) / 1.5))
+    thinned = cv2.erode(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size)))
+    return thinned if thinned.sum() > 0.25 * mask.sum() else mask
+
+
+def fit_box(digit: np.ndarray) -> np.ndarray:
+    """Scale a cropped float32 digit into the 20x20 box, keeping its aspect ratio, in 28x28."""
+    h, w = digit.shape
+    scale = BOX / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    small = cv2.resize(digit, size, interpolation=cv2.INTER_AREA)
+    out = np.zeros((SIZE, SIZE), np.float32)
+    top, left = (SIZE - size[1]) // 2, (SIZE - size[0]) // 2
+    out[top : top + size[1], left : left + size[0]] = small
+    return out
+
+
+def centre_by_mass(image28: np.ndarray) -> np.ndarray:
+    """Shift a 28x28 digit so its centre of mass sits where MNIST's does."""
+    total = float(image28.sum())
+    if total <= 0:
+        return image28
+    rows, cols = np.indices(image28.shape)
+    cy, cx = float((rows * image28).sum() / total), float((cols * image28).sum() / total)
+    shift = np.float32([[1, 0, CENTRE - 0.5 - cx], [0, 1, CENTRE - 0.5 - cy]])
+    return cv2.warpAffine(image28, shift, (SIZE, SIZE), flags=cv2.INTER_LINEAR, borderValue=0)
+
+
+def render28(mask: np.ndarray) -> np.ndarray:
+    """Render a cropped binary digit as MNIST does: soft edges, 20x20 box, centred."""
+    side = max(mask.shape)
+    crisp = normalise_stroke(np.pad(mask, 2), side).astype(np.float32)
+    sigma = 0.5 * side / BOX  # half a box pixel of softening, like MNIST's anti-aliasing
+    soft = cv2.GaussianBlur(crisp, (0, 0), sigma) if sigma > 0.3 else crisp
+    rows, cols = np.nonzero(soft > 0.05)
+    image28 = fit_box(soft[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1])
+    image28 = centre_by_mass(image28)
+    return np.clip(image28 / max(float(image28.max()), 1e-6), 0, 1).astype(np.float32)
+
+
+def crop_parts(labels: np.ndarray, parts: list[Component], box: Box) -> np.ndarray:
+    """Cut out only the chosen blobs inside their box, as a uint8 0/1 mask."""
+    window = labels[box.y : box.y + box.h, box.x : box.x + box.w]
+    return np.isin(window, [c.label for c in parts]).astype(np.uint8)
+
+
+def to_input_box(box: Box, scale: float) -> Box:
+    """Map a working-resolution box back to input pixels."""
+    return Box(*(round(v / scale) for v in (box.x, box.y, box.w, box.h)))
+
+
+def prepare_parts(labels: np.ndarray, parts: list[Component], scale: float) -> PreparedDigit:
+    """Turn the blobs of one digit into a model-ready PreparedDigit."""
+    box = union_box(parts)
+    input28 = render28(crop_parts(labels, parts, box))
+    return PreparedDigit(input28, to_input_box(box, scale), looks_like_digit(parts, box))
+
+
+def find_ink(image: ImageInput) -> tuple[np.ndarray, list[Component], float]:
+    """Decode, clean and label the ink of an image: labels, blobs and working scale."""
+    ink = ink_image(load_image(image))
+    mask = remove_rule_lines(ink_mask(ink.ink))
+    min_area = max(12, int(mask.size * 2e-5))
+    labels, found = components(mask, min_area)
+    if not found:
+        raise EmptyImageError(EMPTY_MESSAGE)
+    return labels, found, ink.scale
+
+
+def prepare_digit(image: ImageInput) -> PreparedDigit:
+    """Preprocess an image holding one digit into what the model expects."""
+    labels, found, scale = find_ink(image)
+    return prepare_parts(labels, select_digit(found, labels.shape), scale)

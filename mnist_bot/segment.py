@@ -1,0 +1,65 @@
+"""Multi-digit numbers: find the digits, order them left to right, prepare each."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mnist_bot.errors import EmptyImageError
+from mnist_bot.preprocess import EMPTY_MESSAGE, Component, ImageInput, PreparedDigit, find_ink, prepare_parts
+
+MAX_DIGITS = 12
+
+
+def main_blobs(found: list[Component]) -> list[Component]:
+    """Keep blobs tall enough to be digits (or large enough to be a part of one)."""
+    tallest = max(c.h for c in found)
+    largest = max(c.area for c in found)
+    return [c for c in found if c.h >= 0.35 * tallest or c.area >= 0.15 * largest]
+
+
+def on_text_line(blobs: list[Component]) -> list[Component]:
+    """Drop blobs far above or below the row that most digits share."""
+    centre = float(np.median([c.y + c.h / 2 for c in blobs]))
+    height = float(np.median([c.h for c in blobs]))
+    return [c for c in blobs if abs(c.y + c.h / 2 - centre) <= 0.75 * height]
+
+
+def _overlap(a: tuple[int, int], b: Component) -> float:
+    """Return the horizontal overlap of a span and a blob, relative to the narrower one."""
+    shared = min(a[1], b.x + b.w) - max(a[0], b.x)
+    return shared / max(1, min(a[1] - a[0], b.w))
+
+
+def group_columns(blobs: list[Component]) -> list[list[Component]]:
+    """Merge blobs that share columns (a broken stroke, the hat of a 5) into one digit each."""
+    groups: list[list[Component]] = []
+    for blob in sorted(blobs, key=lambda c: c.x):
+        if groups:
+            span = (min(c.x for c in groups[-1]), max(c.x + c.w for c in groups[-1]))
+            if _overlap(span, blob) >= 0.5:
+                groups[-1].append(blob)
+                continue
+        groups.append([blob])
+    return groups
+
+
+def attach_small(groups: list[list[Component]], found: list[Component]) -> list[list[Component]]:
+    """Attach small blobs left out so far to the digit whose columns they share."""
+    used = {c.label for group in groups for c in group}
+    for blob in (c for c in found if c.label not in used):
+        for group in groups:
+            span = (min(c.x for c in group), max(c.x + c.w for c in group))
+            if _overlap(span, blob) >= 0.5 and blob.area >= 0.05 * max(c.area for c in group):
+                group.append(blob)
+                break
+    return groups
+
+
+def prepare_number(image: ImageInput) -> list[PreparedDigit]:
+    """Preprocess each digit of a written number, left to right."""
+    labels, found, scale = find_ink(image)
+    blobs = on_text_line(main_blobs(found))
+    groups = attach_small(group_columns(blobs), found)
+    if not groups:
+        raise EmptyImageError(EMPTY_MESSAGE)
+    return [prepare_parts(labels, group, scale) for group in groups[:MAX_DIGITS]]

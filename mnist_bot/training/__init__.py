@@ -1,0 +1,1 @@
+"""Training and evaluation (imports TensorFlow; never imported by the serving path)."""
