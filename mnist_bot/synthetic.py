@@ -1,0 +1,484 @@
+"""Realistic test inputs built from MNIST-style digits: phone photos, canvas drawings, numbers, scans.
+
+Every function is pure and takes a seeded `np.random.Generator`, so a seed reproduces an input exactly.
+No TensorFlow here: the robustness benchmark and the tests use this module on the serving side.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+Strokes = list[np.ndarray]  # each stroke (n, 2) float32 x, y with y pointing down
+UnipenSample = tuple[int, Strokes, str]  # label, strokes, writer (the source file)
+
+# Phone photo frames (width, height); portrait frames are drawn by transposing.
+FRAME_SIZES = ((640, 480), (800, 600), (960, 720), (1024, 768), (1280, 720), (1280, 960))
+INKS = ((22, 22, 28), (30, 40, 105), (25, 35, 140), (70, 70, 78), (45, 45, 50))  # RGB
+PAPERS = ((246, 246, 244), (222, 222, 220), (244, 236, 212), (232, 240, 248), (248, 236, 238))
+RULE_COLOURS = ((150, 185, 230), (175, 175, 180), (120, 170, 220))
+MIN_DIGIT_FRACTION = 0.08  # smallest digit height, as a fraction of the frame height
+
+
+# ---------------------------------------------------------------- digit shapes
+
+
+def crop_to_ink(image: np.ndarray, level: int = 30) -> np.ndarray:
+    """Crop a uint8 (H, W) ink=255 image to the box of pixels above `level` (whole image if none)."""
+    rows = np.flatnonzero((image > level).any(axis=1))
+    cols = np.flatnonzero((image > level).any(axis=0))
+    if rows.size == 0:
+        return image
+    return image[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+
+
+def digit_mask(digit: np.ndarray, height: int, rng: np.random.Generator, smooth: float = 0.45) -> np.ndarray:
+    """Upscale a uint8 ink=255 digit to a smooth pen-stroke mask `height` px tall: float32 (h, w), 0-1."""
+    crop = np.pad(crop_to_ink(digit), 2).astype(np.float32) / 255.0
+    scale = height / max(crop.shape[0] - 4, 1)
+    width = max(1, round(crop.shape[1] * scale * rng.uniform(0.9, 1.1)))
+    big = cv2.resize(crop, (width, max(1, round(crop.shape[0] * scale))), interpolation=cv2.INTER_CUBIC)
+    big = cv2.GaussianBlur(big, (0, 0), sigmaX=max(0.4, smooth * scale))
+    # A pen stroke has a steep edge: map the smooth grey levels through a narrow ramp at a threshold,
+    # whose level also varies the stroke thickness from writer to writer.
+    threshold = rng.uniform(0.3, 0.55)
+    return np.clip((big - threshold) / 0.08 + 0.5, 0.0, 1.0).astype(np.float32)
+
+
+def pen_mask(digit: np.ndarray, height: int, pen: float, rng: np.random.Generator) -> np.ndarray:
+    """Redraw a uint8 ink=255 digit `height` px tall with a round pen `pen` px wide: float32 (h, w), 0-1."""
+    # Thin at a modest size (fast, few spurs), then scale the distance-to-skeleton field up:
+    # its level sets are smooth, so the redrawn stroke has clean edges at any size.
+    work = min(height, 96)
+    skeleton = thin(digit_mask(digit, work, rng, smooth=0.6) > 0.5)
+    factor = height / work
+    pad = int(np.ceil(pen / 2 / factor)) + 2
+    free = np.pad(~skeleton, pad, constant_values=True).astype(np.uint8)
+    distance = cv2.distanceTransform(free, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    size = (round(free.shape[1] * factor), round(free.shape[0] * factor))
+    distance = cv2.resize(distance, size, interpolation=cv2.INTER_LINEAR) * factor
+    return _smooth_edges(np.clip(pen / 2 + 0.5 - distance, 0.0, 1.0), pen)
+
+
+def _smooth_edges(stroke: np.ndarray, pen: float) -> np.ndarray:
+    """Round off the skeleton's pixel steps: blur, then restore a one-pixel anti-aliased edge."""
+    sigma = max(0.8, 0.3 * pen)
+    blurred = cv2.GaussianBlur(stroke.astype(np.float32), (0, 0), sigmaX=sigma)
+    return np.clip((blurred - 0.5) * sigma * 2.5 + 0.5, 0.0, 1.0).astype(np.float32)
+
+
+def rotate_mask(mask: np.ndarray, degrees: float) -> np.ndarray:
+    """Rotate a float mask about its centre, growing the canvas so nothing is cut off."""
+    h, w = mask.shape
+    matrix = cv2.getRotationMatrix2D((w / 2, h / 2), degrees, 1.0)
+    cos, sin = abs(matrix[0, 0]), abs(matrix[0, 1])
+    new_w, new_h = int(np.ceil(h * sin + w * cos)), int(np.ceil(h * cos + w * sin))
+    matrix[0, 2] += (new_w - w) / 2
+    matrix[1, 2] += (new_h - h) / 2
+    return cv2.warpAffine(mask, matrix, (new_w, new_h), flags=cv2.INTER_LINEAR, borderValue=0.0)
+
+
+def place(
+    mask: np.ndarray, shape: tuple[int, int], rng: np.random.Generator, margin: float = 0.03
+) -> np.ndarray:
+    """Paste a mask at a random spot of an empty (H, W) float32 frame, keeping a small margin."""
+    frame = np.zeros(shape, dtype=np.float32)
+    mask = _fit(mask, shape, 1.0 - 2 * margin)
+    h, w = mask.shape
+    y, x = _spot(shape[0] - h, margin, rng), _spot(shape[1] - w, margin, rng)
+    frame[y : y + h, x : x + w] = mask
+    return frame
+
+
+def _spot(free: int, margin: float, rng: np.random.Generator) -> int:
+    """Pick an offset in [0, free], away from both ends by `margin` of the free room."""
+    low = round(free * margin)
+    return int(rng.integers(low, max(round(free * (1 - margin)), low) + 1))
+
+
+def _fit(mask: np.ndarray, shape: tuple[int, int], fraction: float) -> np.ndarray:
+    """Shrink a mask that would not fit within `fraction` of a frame."""
+    scale = min(1.0, fraction * shape[0] / mask.shape[0], fraction * shape[1] / mask.shape[1])
+    if scale >= 1.0:
+        return mask
+    size = (max(1, int(mask.shape[1] * scale)), max(1, int(mask.shape[0] * scale)))
+    return cv2.resize(mask, size, interpolation=cv2.INTER_AREA)
+
+
+def _log_uniform(rng: np.random.Generator, low: float, high: float) -> float:
+    """Draw from a log-uniform distribution, so small sizes are as common as large ones."""
+    return float(np.exp(rng.uniform(np.log(low), np.log(high))))
+
+
+# ---------------------------------------------------------------- phone photos
+
+
+def photo_of_digit(digit28: np.ndarray, rng: np.random.Generator) -> bytes:
+    """Render a uint8 (28, 28) ink=255 digit as a JPEG phone photo of ink on paper."""
+    height, width = frame_shape(rng)
+    digit_height = round(height * _log_uniform(rng, MIN_DIGIT_FRACTION + 0.01, 0.6))
+    mask = stroke_mask(digit28, digit_height, rng, choose_pen(digit_height, rng))
+    mask = rotate_mask(mask, rng.uniform(-12, 12))
+    return photograph(place(mask, (height, width), rng), rng)
+
+
+def photo_of_number(digits28: Sequence[np.ndarray], rng: np.random.Generator) -> bytes:
+    """Render MNIST-style digits left to right, unevenly spaced and never touching, as a JPEG photo."""
+    height, width = frame_shape(rng)
+    strip = number_mask(digits28, (height, width), rng)
+    return photograph(place(rotate_mask(strip, rng.uniform(-6, 6)), (height, width), rng), rng)
+
+
+def number_mask(
+    digits28: Sequence[np.ndarray], frame: tuple[int, int], rng: np.random.Generator
+) -> np.ndarray:
+    """Lay digits side by side with uneven gaps and baselines, sized to fit `frame` (H, W)."""
+    if not digits28:
+        raise ValueError("A number needs at least one digit.")
+    sizes = rng.uniform(0.92, 1.08, len(digits28))
+    aspects = [crop_to_ink(d).shape[1] / crop_to_ink(d).shape[0] for d in digits28]
+    gaps = rng.uniform(0.12, 0.55, len(digits28) - 1)
+    width_per_height = float(np.dot(sizes, aspects) * 1.1 + gaps.sum())
+    high = min(0.4 * frame[0], 0.88 * frame[1] / width_per_height)
+    digit_height = rng.uniform(min(high, max(MIN_DIGIT_FRACTION * frame[0], 24)), high)
+    pen = choose_pen(digit_height, rng)
+    heights = [max(8, round(digit_height * s)) for s in sizes]
+    masks = [stroke_mask(d, h, rng, pen) for d, h in zip(digits28, heights, strict=True)]
+    return _side_by_side(masks, [max(3, round(g * digit_height)) for g in gaps], digit_height, rng)
+
+
+def _side_by_side(
+    masks: list[np.ndarray], gaps: list[int], digit_height: float, rng: np.random.Generator
+) -> np.ndarray:
+    """Join masks left to right with the given gaps in px and a wandering baseline."""
+    offsets = [round(v) for v in rng.uniform(0, 0.1 * digit_height, len(masks))]
+    total_h = max(m.shape[0] + o for m, o in zip(masks, offsets, strict=True))
+    strip = np.zeros((total_h, sum(m.shape[1] for m in masks) + sum(gaps)), dtype=np.float32)
+    x = 0
+    for mask, offset, gap in zip(masks, offsets, [*gaps, 0], strict=True):
+        strip[offset : offset + mask.shape[0], x : x + mask.shape[1]] = mask
+        x += mask.shape[1] + gap
+    return strip
+
+
+def stroke_mask(digit: np.ndarray, height: int, rng: np.random.Generator, pen: float | None) -> np.ndarray:
+    """Draw a digit with MNIST's own thick felt-tip stroke (`pen` None) or redrawn with a round pen."""
+    return digit_mask(digit, height, rng) if pen is None else pen_mask(digit, height, pen, rng)
+
+
+def choose_pen(height: float, rng: np.random.Generator) -> float | None:
+    """Pick a felt tip (None, 40%) or a pen 4-14% of the digit height wide (at least 2 px)."""
+    return None if rng.random() < 0.4 else max(2.0, height * rng.uniform(0.04, 0.14))
+
+
+def frame_shape(rng: np.random.Generator) -> tuple[int, int]:
+    """Pick a phone photo size (H, W), landscape or portrait."""
+    width, height = FRAME_SIZES[int(rng.integers(len(FRAME_SIZES)))]
+    return (height, width) if rng.random() < 0.5 else (width, height)
+
+
+def photograph(ink: np.ndarray, rng: np.random.Generator) -> bytes:
+    """Render an ink mask (H, W) float32 as paper under phone-camera conditions; return JPEG bytes."""
+    image = draw_ink(paper(ink.shape, rng), ink, rng)
+    image = perspective(image, rng)
+    image = lighting(image, rng)
+    image = shadow(image, rng)
+    image = camera_blur(image, rng)
+    image += fine_noise(image.shape, rng, rng.uniform(1.0, 6.0))
+    return encode_jpeg(image, int(rng.integers(50, 96)))
+
+
+def paper(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    """Return a blank sheet (H, W, 3) float32 0-255: tinted, textured, sometimes ruled or squared."""
+    colour = np.array(PAPERS[int(rng.integers(len(PAPERS)))], dtype=np.float32) + rng.uniform(-8, 6, 3)
+    texture = _smooth_noise(shape, rng, cell=int(rng.integers(24, 96)), amplitude=rng.uniform(1, 5))
+    grain = fine_noise(shape, rng, rng.uniform(1, 4))
+    sheet = colour[None, None, :] + (texture + grain)[..., None]
+    kind = rng.random()
+    if kind < 0.5:
+        sheet = _rule(sheet, rng, squared=kind < 0.18)
+    return sheet
+
+
+def fine_noise(shape: tuple[int, ...], rng: np.random.Generator, sigma: float) -> np.ndarray:
+    """Return pixel noise of the given shape, correlated over about two pixels as in a demosaiced photo."""
+    half = rng.standard_normal(((shape[0] + 1) // 2, (shape[1] + 1) // 2, *shape[2:]), dtype=np.float32)
+    return cv2.resize(half * sigma, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR).reshape(shape)
+
+
+def _smooth_noise(
+    shape: tuple[int, int], rng: np.random.Generator, cell: int, amplitude: float
+) -> np.ndarray:
+    """Return low-frequency noise (H, W) float32 with features about `cell` px wide."""
+    small = rng.normal(0, amplitude, (shape[0] // cell + 2, shape[1] // cell + 2)).astype(np.float32)
+    return cv2.resize(small, (shape[1], shape[0]), interpolation=cv2.INTER_CUBIC)
+
+
+def _rule(sheet: np.ndarray, rng: np.random.Generator, squared: bool) -> np.ndarray:
+    """Print thin, slightly rotated ruled (or squared) lines on a sheet."""
+    h, w = sheet.shape[:2]
+    angle = np.deg2rad(rng.uniform(-3, 3))
+    spacing, thickness = rng.uniform(25, 60), rng.uniform(0.8, 2.0)
+    ys, xs = np.arange(h, dtype=np.float32)[:, None], np.arange(w, dtype=np.float32)[None, :]
+    sin, cos = np.sin(angle), np.cos(angle)
+    lines = _line_cover(xs * sin + ys * cos, spacing, thickness, rng)
+    if squared:
+        lines = np.maximum(lines, _line_cover(xs * cos - ys * sin, spacing, thickness, rng))
+    colour = np.array(RULE_COLOURS[int(rng.integers(len(RULE_COLOURS)))], dtype=np.float32)
+    strength = lines[..., None] * rng.uniform(0.5, 0.9)
+    return sheet * (1 - strength) + colour * strength
+
+
+def _line_cover(coord: np.ndarray, spacing: float, thickness: float, rng: np.random.Generator) -> np.ndarray:
+    """Return how much of each pixel a family of parallel lines covers, anti-aliased, in [0, 1]."""
+    from_middle = np.abs((coord + rng.uniform(0, spacing)) % spacing - spacing / 2)
+    return np.clip(from_middle - (spacing / 2 - thickness / 2) + 0.5, 0.0, 1.0)
+
+
+def draw_ink(sheet: np.ndarray, ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Lay ink of a random dark colour and opacity over a sheet, as a pen would."""
+    colour = np.array(INKS[int(rng.integers(len(INKS)))], dtype=np.float32) + rng.uniform(-10, 10, 3)
+    # Real ink is uneven: modulate its opacity a little along the strokes.
+    density = rng.uniform(0.75, 1.0) * np.clip(1 + _smooth_noise(ink.shape, rng, 12, 0.08), 0.6, 1.0)
+    cover = (ink * density)[..., None]
+    return sheet * (1 - cover) + colour * cover
+
+
+def perspective(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Warp with a small random homography, as when the phone is not held square to the page."""
+    h, w = image.shape[:2]
+    corners = np.array([[0, 0], [w, 0], [w, h], [0, h]], dtype=np.float32)
+    jitter = (rng.uniform(-0.04, 0.04, (4, 2)) * (w, h)).astype(np.float32)
+    matrix = cv2.getPerspectiveTransform(corners, corners + jitter)
+    return cv2.warpPerspective(image, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+
+
+def lighting(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Apply an uneven light: a linear gradient, a vignette, a colour cast and an exposure change."""
+    h, w = image.shape[:2]
+    ys, xs = np.linspace(-0.5, 0.5, h, dtype=np.float32)[:, None], np.linspace(-0.5, 0.5, w, dtype=np.float32)
+    direction = rng.normal(size=2)
+    direction /= np.linalg.norm(direction) + 1e-9
+    ramp = (xs * direction[0] + ys * direction[1]) * rng.uniform(0.0, 0.5)
+    radius = (xs**2 + ys**2) * rng.uniform(0.0, 0.6)
+    gain = (rng.uniform(0.7, 1.08) * (1 + ramp - radius)).astype(np.float32)
+    cast = np.array([rng.uniform(0.93, 1.05), 1.0, rng.uniform(0.9, 1.05)], dtype=np.float32)
+    return image * (gain[..., None] * cast)
+
+
+def shadow(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Sometimes darken part of the frame with a soft-edged polygon, like the shadow of a hand or phone."""
+    if rng.random() < 0.45:
+        return image
+    h, w = image.shape[:2]
+    # Drawn and blurred at 1/8 scale: the shadow is smooth, and a full-size blur this wide is slow.
+    small_h, small_w = h // 8 + 1, w // 8 + 1
+    centre = rng.uniform([0, 0], [small_w, small_h])
+    angles = np.sort(rng.uniform(0, 2 * np.pi, int(rng.integers(3, 7))))
+    radii = rng.uniform(0.3, 0.9, angles.size) * max(small_h, small_w)
+    points = centre + np.stack([np.cos(angles), np.sin(angles)], axis=1) * radii[:, None]
+    area = np.zeros((small_h, small_w), dtype=np.float32)
+    cv2.fillPoly(area, [points.astype(np.int32)], 1.0)
+    area = cv2.GaussianBlur(area, (0, 0), sigmaX=rng.uniform(0.02, 0.08) * max(small_h, small_w))
+    area = cv2.resize(area, (w, h), interpolation=cv2.INTER_LINEAR)
+    return image * (1 - area * rng.uniform(0.15, 0.5))[..., None]
+
+
+def camera_blur(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Apply defocus or a short motion blur, scaled to the frame size."""
+    scale = max(image.shape[:2]) / 1000
+    kind = rng.random()
+    if kind < 0.6:
+        return cv2.GaussianBlur(image, (0, 0), sigmaX=rng.uniform(0.3, 2.0) * scale)
+    if kind < 0.85:
+        kernel = _motion_kernel(round(rng.uniform(3, 11) * scale) | 1, rng.uniform(0, 180))
+        return cv2.filter2D(image, -1, kernel)
+    return image
+
+
+def _motion_kernel(length: int, degrees: float) -> np.ndarray:
+    """Return a normalised line kernel `length` px long at an angle."""
+    line = np.zeros((length, length), dtype=np.float32)
+    line[length // 2, :] = 1.0
+    matrix = cv2.getRotationMatrix2D((length / 2 - 0.5, length / 2 - 0.5), degrees, 1.0)
+    kernel = np.asarray(cv2.warpAffine(line, matrix, (length, length)), dtype=np.float32)
+    return kernel / max(float(kernel.sum()), 1e-6)
+
+
+def encode_jpeg(image: np.ndarray, quality: int) -> bytes:
+    """Encode an RGB float image (0-255) as JPEG bytes."""
+    bgr = cv2.cvtColor(np.clip(image, 0, 255).astype(np.uint8), cv2.COLOR_RGB2BGR)
+    ok, buffer = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise ValueError("JPEG encoding failed.")
+    return buffer.tobytes()
+
+
+# ---------------------------------------------------------------- canvas drawings
+
+
+def canvas_of_strokes(strokes: Sequence[np.ndarray], rng: np.random.Generator, size: int = 280) -> np.ndarray:
+    """Draw pen trajectories (y down) as a browser canvas would: RGBA (size, size, 4) uint8, ink in alpha."""
+    points = [_smooth_stroke(np.asarray(s, dtype=np.float32).reshape(-1, 2)) for s in strokes if len(s)]
+    if not points:
+        raise ValueError("No points to draw.")
+    digit_size, pen = _digit_and_pen(size, rng)
+    points = _fit_points(points, digit_size, pen, size, rng)
+    alpha = np.zeros((size, size), dtype=np.uint8)
+    for stroke in points:
+        _draw_stroke(alpha, stroke, pen)
+    return _rgba(alpha, rng)
+
+
+def canvas_of_digit(digit28: np.ndarray, rng: np.random.Generator, size: int = 280) -> np.ndarray:
+    """Re-stroke an MNIST digit with a constant pen width onto an RGBA (size, size, 4) uint8 canvas."""
+    digit_size, pen = _digit_and_pen(size, rng)
+    alpha = place(pen_mask(digit28, round(digit_size), pen, rng), (size, size), rng, margin=0.0)
+    return _rgba(np.round(alpha * 255).astype(np.uint8), rng)
+
+
+def _smooth_stroke(stroke: np.ndarray) -> np.ndarray:
+    """Smooth a trajectory over a few samples, hiding a tablet's coarse coordinate steps."""
+    if len(stroke) < 3:
+        return stroke
+    kernel = np.array([1, 2, 3, 2, 1], dtype=np.float32) / 9
+    padded = np.pad(stroke, ((2, 2), (0, 0)), mode="edge")
+    return np.stack([np.convolve(padded[:, i], kernel, mode="valid") for i in range(2)], axis=1)
+
+
+def _digit_and_pen(size: int, rng: np.random.Generator) -> tuple[float, float]:
+    """Pick a digit height and a pen width (8-25 px on a 280 pad) that a person could draw with."""
+    digit_size = size * _log_uniform(rng, 0.25, 0.85)
+    pen = min(rng.uniform(8, 25) * size / 280, 0.22 * digit_size)
+    return digit_size, max(pen, 2.0)
+
+
+def _fit_points(
+    strokes: list[np.ndarray], digit_size: float, pen: float, size: int, rng: np.random.Generator
+) -> list[np.ndarray]:
+    """Scale strokes so the digit's longer side is `digit_size`, then move it to a random spot."""
+    every = np.concatenate(strokes)
+    low, high = every.min(axis=0), every.max(axis=0)
+    scale = digit_size / max(float((high - low).max()), 1e-6)
+    extent = (high - low) * scale + pen
+    room = np.maximum(size - extent, 0)
+    offset = rng.uniform(0, 1, 2) * room + pen / 2
+    return [(s - low) * scale + offset for s in strokes]
+
+
+def _draw_stroke(alpha: np.ndarray, stroke: np.ndarray, pen: float) -> None:
+    """Draw one anti-aliased polyline with round caps and joins (OpenCV's thick lines are round)."""
+    thickness = max(1, round(pen))
+    fixed = np.round(stroke * 16).astype(np.int32)  # 4 fractional bits for sub-pixel accuracy
+    if len(fixed) == 1 or np.all(fixed == fixed[0]):
+        cv2.circle(alpha, tuple(int(v) for v in fixed[0]), int(pen / 2 * 16), 255, -1, cv2.LINE_AA, shift=4)
+        return
+    cv2.polylines(alpha, [fixed], False, 255, thickness, cv2.LINE_AA, shift=4)
+
+
+def _rgba(alpha: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Return RGBA with a transparent background: pen colour where there is ink, black elsewhere."""
+    colour = np.zeros(3, np.uint8) if rng.random() < 0.8 else rng.integers(0, 256, 3).astype(np.uint8)
+    canvas = np.zeros((*alpha.shape, 4), dtype=np.uint8)
+    canvas[alpha > 0, :3] = colour
+    canvas[..., 3] = alpha
+    return canvas
+
+
+def thin(mask: np.ndarray) -> np.ndarray:
+    """Reduce a bool (H, W) mask to a one-pixel-wide skeleton (Zhang-Suen thinning)."""
+    image = np.pad(mask.astype(np.uint8), 1)
+    changed = True
+    while changed:
+        changed = False
+        for step in (0, 1):
+            remove = _thinning_candidates(image, step)
+            if remove.any():
+                image[1:-1, 1:-1][remove] = 0
+                changed = True
+    return image[1:-1, 1:-1].astype(bool)
+
+
+def _thinning_candidates(image: np.ndarray, step: int) -> np.ndarray:
+    """Return the border pixels one Zhang-Suen sub-iteration removes."""
+    p = image
+    # Neighbours P2..P9, clockwise from north.
+    n = [p[:-2, 1:-1], p[:-2, 2:], p[1:-1, 2:], p[2:, 2:], p[2:, 1:-1], p[2:, :-2], p[1:-1, :-2], p[:-2, :-2]]
+    count = sum(v.astype(np.int32) for v in n)
+    transitions = sum(((n[i] == 0) & (n[(i + 1) % 8] == 1)).astype(np.int32) for i in range(8))
+    if step == 0:
+        first, second = n[0] * n[2] * n[4], n[2] * n[4] * n[6]
+    else:
+        first, second = n[0] * n[2] * n[6], n[0] * n[4] * n[6]
+    centre = p[1:-1, 1:-1] == 1
+    return centre & (count >= 2) & (count <= 6) & (transitions == 1) & (first == 0) & (second == 0)
+
+
+# ---------------------------------------------------------------- scans
+
+
+def scan_of_bitmap(bitmap: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Upscale a small binary ink=255 bitmap into a smooth grey scan (H, W) uint8, dark ink on light paper."""
+    digit_height = int(rng.integers(48, 160))
+    mask = digit_mask(bitmap, digit_height, rng, smooth=0.8)
+    side = round(max(mask.shape) * rng.uniform(1.3, 2.0))
+    ink = place(mask, (side, side), rng, margin=0.1)
+    background, ink_level = rng.uniform(200, 250), rng.uniform(0, 60)
+    grey = background + (ink_level - background) * ink + rng.normal(0, 3, ink.shape)
+    return np.clip(grey, 0, 255).astype(np.uint8)
+
+
+# ---------------------------------------------------------------- loaders
+
+
+def load_unipen(path: str | Path, rng: np.random.Generator | None = None) -> list[UnipenSample]:
+    """Read UNIPEN 1a digits as (label, strokes with y down, writer), dropping site `lou` and bad quality."""
+    samples: list[UnipenSample] = []
+    with gzip.open(path, "rt", encoding="utf-8") as lines:
+        for line in lines:
+            record = json.loads(line)
+            if record["site"] == "lou" or record["quality"] not in {"OK", "?"}:
+                continue
+            strokes = [np.array(s, dtype=np.float32).reshape(-1, 2) * (1, -1) for s in record["strokes"] if s]
+            if strokes:
+                samples.append((int(record["label"]), strokes, str(record["file"])))
+    if rng is not None:
+        samples = [samples[i] for i in rng.permutation(len(samples))]
+    return samples
+
+
+def group_by_writer(samples: Sequence[UnipenSample]) -> dict[str, list[UnipenSample]]:
+    """Group UNIPEN samples by writer, to keep writers apart between training and evaluation."""
+    groups: dict[str, list[UnipenSample]] = defaultdict(list)
+    for sample in samples:
+        groups[sample[2]].append(sample)
+    return dict(groups)
+
+
+def load_semeion(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """Read Semeion digits: images (N, 16, 16) uint8 with ink=255 and labels (N,) uint8."""
+    values = np.loadtxt(path, dtype=np.float32, ndmin=2)
+    images = (values[:, :256].reshape(-1, 16, 16) > 0.5).astype(np.uint8) * 255
+    return images, values[:, 256:266].argmax(axis=1).astype(np.uint8)
+
+
+def load_optdigits(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """Read UCI optdigits original bitmaps: images (N, 32, 32) uint8 with ink=255 and labels (N,) uint8."""
+    rows: list[str] = []
+    images: list[np.ndarray] = []
+    labels: list[int] = []
+    for line in Path(path).read_text().splitlines():
+        text = line.strip()
+        if len(text) == 32 and set(text) <= {"0", "1"}:
+            rows.append(text)
+        elif rows and text.isdigit():
+            images.append(np.array([[c == "1" for c in r] for r in rows[-32:]], dtype=np.uint8) * 255)
+            labels.append(int(text))
+            rows = []
+    return np.stack(images), np.array(labels, dtype=np.uint8)
