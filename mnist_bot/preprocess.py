@@ -20,7 +20,7 @@ ImageInput = bytes | bytearray | memoryview | str | os.PathLike[str] | Image.Ima
 
 SIZE = 28
 BOX = 20
-CENTRE = (SIZE - 1) / 2 + 0.5  # MNIST's centre of mass sits at 14.0 in pixel-index coordinates
+CENTRE = 14.0  # where MNIST digits have their centre of mass, in pixel-index coordinates
 MAX_PIXELS = 50_000_000  # refuse decompression bombs before decoding
 MAX_FILE_BYTES = 50 * 1024 * 1024
 MIN_SIDE = 8
@@ -193,7 +193,8 @@ def resize_for_work(grey: np.ndarray) -> tuple[np.ndarray, float]:
 
 def ink_is_dark(grey: np.ndarray) -> bool:
     """Detect polarity: the background is the majority, so the median sits near it."""
-    low, median, high = np.percentile(grey, [1, 50, 99])
+    # Extreme percentiles, not 1/99: a small digit can cover well under 1% of a photo.
+    low, median, high = np.percentile(grey, [0.1, 50, 99.9])
     return bool(high - median < median - low)
 
 
@@ -244,10 +245,20 @@ def remove_rule_lines(mask: np.ndarray) -> np.ndarray:
 
 
 def _spanning_components(runs: np.ndarray, extent: int, axis: int) -> np.ndarray:
-    """Keep connected runs that span at least half the image along `axis`."""
+    """Keep runs that cross most of the image and are thin for their length (paper lines).
+
+    A tightly cropped "1" or the bar of a "7" can be long too, but it is thick for its length
+    and rarely crosses the whole frame, so both tests must pass.
+    """
     count, labels, stats, _ = cv2.connectedComponentsWithStats(runs, connectivity=8)
     span_column = cv2.CC_STAT_WIDTH if axis == 1 else cv2.CC_STAT_HEIGHT
-    keep = [i for i in range(1, count) if stats[i, span_column] >= extent * 0.5]
+    min_span = extent * (0.8 if axis == 1 else 0.9)
+    keep = [
+        i
+        for i in range(1, count)
+        if stats[i, span_column] >= min_span
+        and stats[i, cv2.CC_STAT_AREA] / stats[i, span_column] <= max(4.0, 0.012 * extent)
+    ]
     return np.isin(labels, keep).astype(np.uint8) if keep else np.zeros_like(runs)
 
 
@@ -348,7 +359,7 @@ def centre_by_mass(image28: np.ndarray) -> np.ndarray:
         return image28
     rows, cols = np.indices(image28.shape)
     cy, cx = float((rows * image28).sum() / total), float((cols * image28).sum() / total)
-    shift = np.float32([[1, 0, CENTRE - 0.5 - cx], [0, 1, CENTRE - 0.5 - cy]])
+    shift = np.float32([[1, 0, CENTRE - cx], [0, 1, CENTRE - cy]])
     return cv2.warpAffine(image28, shift, (SIZE, SIZE), flags=cv2.INTER_LINEAR, borderValue=0)
 
 

@@ -1,0 +1,63 @@
+# mnist-bot: `make run` to try it, `make test` to check it.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+MNIST_DIR ?= $(abspath ../shared/mnist)
+export MNIST_DIR
+
+.PHONY: run bot notebook test test-fast lint format bench train evaluate clean
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is needed (set PYTHON=...)"; exit 1; }
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --upgrade pip
+	$(BIN)/pip install -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)  ## start the bot if TELEGRAM_BOT_TOKEN is set, else the notebook demo
+	@if [ -n "$$TELEGRAM_BOT_TOKEN" ] || grep -qs '^TELEGRAM_BOT_TOKEN=.' .env; then \
+		$(MAKE) --no-print-directory bot; \
+	else \
+		echo "No TELEGRAM_BOT_TOKEN found (environment or .env)."; \
+		echo "To run the Telegram bot: open Telegram, talk to @BotFather, send /newbot, and put"; \
+		echo "  TELEGRAM_BOT_TOKEN=123456:ABC...  in a file named .env here, then run 'make run' again."; \
+		echo "Meanwhile, opening the drawing widget demo in JupyterLab..."; \
+		$(MAKE) --no-print-directory notebook; \
+	fi
+
+bot: $(STAMP)  ## run the Telegram bot (long polling)
+	$(BIN)/mnist-bot bot
+
+notebook: $(STAMP)  ## open the widget demo in JupyterLab
+	$(BIN)/jupyter lab widgets/demo.ipynb
+
+test: $(STAMP)  ## run the whole test suite (what CI runs)
+	$(BIN)/pytest
+
+test-fast: $(STAMP)  ## skip slow and end-to-end tests
+	$(BIN)/pytest -m "not slow and not e2e"
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: $(STAMP)  ## speed, memory and robustness benchmarks
+	$(BIN)/python benchmarks/speed.py
+	$(BIN)/python benchmarks/robustness.py
+
+train: $(STAMP)  ## retrain the shipped models (about 20 minutes on 2 cores)
+	for arch in dense mlp mlp2 cnn; do $(BIN)/mnist-bot train --arch $$arch || exit 1; done
+
+evaluate: $(STAMP)
+	$(BIN)/mnist-bot evaluate --report reports/cnn
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache reports

@@ -1,0 +1,326 @@
+"""Preprocessing: each step on its own, the properties of the whole, and bad input."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import zipfile
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+from PIL import Image
+
+from mnist_bot import preprocess as P
+from mnist_bot.errors import EmptyImageError, InvalidImageError, RecognizerError
+from tests.conftest import draw_digit, encode
+
+
+def centre_of_mass(image: np.ndarray) -> tuple[float, float]:
+    """Return (row, column) of the intensity centre of mass."""
+    rows, cols = np.indices(image.shape)
+    return float((rows * image).sum() / image.sum()), float((cols * image).sum() / image.sum())
+
+
+# --- single steps ------------------------------------------------------------------------------
+
+
+def test_ink_is_dark_detects_polarity() -> None:
+    dark_on_light = np.asarray(draw_digit(7, ink=20, paper=230))
+    assert P.ink_is_dark(dark_on_light)
+    assert not P.ink_is_dark(255 - dark_on_light)
+
+
+def test_flatten_background_removes_a_lighting_gradient() -> None:
+    gradient = np.tile(np.linspace(0, 120, 300, dtype=np.float32), (300, 1)).astype(np.uint8)
+    stroke = gradient.copy()
+    stroke[100:200, 148:154] = 250
+    flat = P.flatten_background(stroke)
+    assert flat[:, :100].max() < 30  # the ramp is gone
+    assert flat[150, 150] > 100  # the stroke stays
+
+
+def test_ink_mask_raises_on_a_blank_page() -> None:
+    with pytest.raises(EmptyImageError):
+        P.ink_mask(np.full((200, 200), 3, np.uint8))
+
+
+def test_remove_rule_lines_keeps_the_digit_and_drops_the_lines() -> None:
+    mask = np.zeros((300, 400), np.uint8)
+    mask[50::40, :] = 1  # ruled lines across the page
+    mask[100:220, 195:203] = 1  # a "1" crossing three lines
+    cleaned = P.remove_rule_lines(mask)
+    assert cleaned[50, :150].sum() == 0
+    assert cleaned[130, 195:203].all()  # stroke kept, including where it crossed a line
+    assert cleaned[170, 195:203].all()
+
+
+def test_remove_rule_lines_keeps_a_tightly_cropped_one() -> None:
+    mask = np.zeros((224, 224), np.uint8)
+    mask[30:194, 100:118] = 1  # thick and long, but not a paper line
+    assert P.remove_rule_lines(mask).sum() == mask.sum()
+
+
+def test_stroke_width_estimate() -> None:
+    mask = np.zeros((100, 100), np.uint8)
+    mask[10:90, 40:50] = 1
+    assert 8 <= P.stroke_width(mask) <= 12
+
+
+def test_normalise_stroke_thickens_thin_pens_and_thins_fat_ones() -> None:
+    thin = np.asarray(draw_digit(7, size=200, width=2, ink=1, paper=0))
+    fat = np.asarray(draw_digit(7, size=200, width=40, ink=1, paper=0))
+    target = P.STROKE_IN_BOX * 200 / P.BOX
+    assert P.stroke_width(P.normalise_stroke(thin, 200)) > P.stroke_width(thin)
+    assert P.stroke_width(P.normalise_stroke(fat, 200)) < P.stroke_width(fat)
+    assert abs(P.stroke_width(P.normalise_stroke(thin, 200)) - target) < target
+
+
+def test_fit_box_keeps_aspect_ratio_inside_20x20() -> None:
+    tall = np.ones((100, 20), np.float32)
+    out = P.fit_box(tall)
+    rows, cols = np.nonzero(out > 0.5)
+    assert rows.max() - rows.min() + 1 == 20
+    assert cols.max() - cols.min() + 1 == 4
+
+
+def test_centre_by_mass_moves_the_mass_to_mnist_centre() -> None:
+    image = np.zeros((28, 28), np.float32)
+    image[2:8, 3:9] = 1
+    assert centre_of_mass(P.centre_by_mass(image)) == pytest.approx((P.CENTRE, P.CENTRE), abs=0.3)
+
+
+def test_alpha_channel_ink_is_used_for_transparent_drawings() -> None:
+    rgba = np.zeros((280, 280, 4), np.uint8)
+    rgba[60:220, 135:150, 3] = 255  # black RGB everywhere: only alpha says where the ink is
+    grey, alpha_ink = P.to_grey(rgba)
+    assert alpha_ink
+    assert grey[100, 140] == 255 and grey[10, 10] == 0
+
+
+# --- whole-pipeline properties ---------------------------------------------------------------------
+
+
+def prepared(image: object) -> np.ndarray:
+    """Run the pipeline and return input28."""
+    return P.prepare_digit(image).input28  # type: ignore[arg-type]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    digit=st.sampled_from([0, 1, 4, 7]),
+    size=st.integers(60, 500),
+    width_ratio=st.floats(0.02, 0.12),
+    scale=st.floats(0.3, 0.9),
+    dx=st.floats(0, 1),
+    dy=st.floats(0, 1),
+)
+def test_output_is_mnist_shaped_centred_and_in_range(digit, size, width_ratio, scale, dx, dy) -> None:
+    free = size * (1 - scale)
+    image = draw_digit(digit, size, width=max(1, int(width_ratio * size)), scale=scale,
+                       offset=(int(dx * free), int(dy * free)))
+    out = prepared(image)
+    assert out.shape == (28, 28) and out.dtype == np.float32
+    assert 0.0 <= out.min() and out.max() == pytest.approx(1.0)
+    assert centre_of_mass(out) == pytest.approx((P.CENTRE, P.CENTRE), abs=0.6)
+    rows, cols = np.nonzero(out > 0.1)
+    assert max(np.ptp(rows), np.ptp(cols)) >= 17  # fills the 20x20 box (soft edges allowed)
+
+
+def test_inverting_the_image_gives_the_same_input() -> None:
+    image = np.asarray(draw_digit(4, 200, width=12))
+    assert np.abs(prepared(image) - prepared(255 - image)).mean() < 0.02
+
+
+def test_position_and_scale_do_not_change_the_input() -> None:
+    small = draw_digit(7, 400, width=6, scale=0.3, offset=(20, 250))
+    large = draw_digit(7, 400, width=24, scale=0.8, offset=(40, 40))
+    assert np.abs(prepared(small) - prepared(large)).mean() < 0.06
+
+
+def test_canvas_rgba_and_grey_photo_agree() -> None:
+    grey = np.asarray(draw_digit(0, 280, width=18))
+    rgba = np.zeros((280, 280, 4), np.uint8)
+    rgba[:, :, 3] = 255 - grey
+    assert np.abs(prepared(grey) - prepared(rgba)).mean() < 0.02
+
+
+def test_ruled_paper_and_shadow_do_not_change_the_digit() -> None:
+    clean = np.asarray(draw_digit(4, 400, width=14, ink=40, paper=220)).astype(np.float32)
+    noisy = clean.copy()
+    noisy[20::35, :] = np.minimum(noisy[20::35, :], 150)  # ruled lines
+    noisy *= np.linspace(0.55, 1.0, 400)[np.newaxis, :]  # a shadow from the left
+    assert np.abs(prepared(clean.astype(np.uint8)) - prepared(noisy.astype(np.uint8))).mean() < 0.05
+
+
+def test_box_is_reported_in_input_pixels() -> None:
+    image = draw_digit(1, 1000, width=30, scale=0.4, offset=(100, 500))
+    box = P.prepare_digit(image).box
+    assert 280 <= box.x + box.w / 2 <= 320 and 530 <= box.y <= 580 and 260 <= box.h <= 320
+
+
+def test_exif_orientation_is_applied() -> None:
+    upright = draw_digit(7, 300, width=16).convert("RGB")
+    rotated = upright.rotate(90, expand=True)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 CW to display": undoes the 90 CCW rotation above
+    data = encode(rotated, "JPEG", exif=exif.tobytes(), quality=95)
+    assert np.abs(prepared(data) - prepared(upright)).mean() < 0.04
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA", "L", "P", "CMYK", "I;16", "1", "LA"])
+def test_every_pillow_mode_is_read(mode: str) -> None:
+    base = draw_digit(7, 200, width=14)
+    if mode == "I;16":
+        image = Image.fromarray(np.asarray(base).astype(np.uint16) * 257)
+    else:
+        image = base.convert(mode)
+    fmt = "JPEG" if mode == "CMYK" else "PNG" if mode != "CMYK" else "JPEG"
+    if mode in {"CMYK"}:
+        data = encode(image, "JPEG")
+    else:
+        data = encode(image, "TIFF" if mode == "I;16" else fmt)
+    assert prepared(data).max() == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF"])
+def test_common_formats_decode(fmt: str) -> None:
+    data = encode(draw_digit(1, 200, width=14).convert("RGB" if fmt != "GIF" else "P"), fmt)
+    assert prepared(data).shape == (28, 28)
+
+
+def test_animated_gif_uses_the_first_frame() -> None:
+    frames = [draw_digit(1, 200, width=14).convert("P"), Image.new("P", (200, 200), 255)]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, "GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    assert prepared(buffer.getvalue()).max() == pytest.approx(1.0)
+
+
+def test_paths_and_pil_images_are_accepted(tmp_path) -> None:
+    image = draw_digit(7, 200, width=14)
+    path = tmp_path / "seven.png"
+    image.save(path)
+    assert np.allclose(prepared(str(path)), prepared(image))
+    assert np.allclose(prepared(path), prepared(np.asarray(image)))
+
+
+def test_float_arrays_in_unit_range_are_accepted() -> None:
+    image = np.asarray(draw_digit(7, 200, width=14)).astype(np.float64) / 255
+    assert prepared(image).max() == pytest.approx(1.0)
+
+
+# --- empty and bad input ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        np.full((200, 200), 255, np.uint8),
+        np.zeros((280, 280, 4), np.uint8),  # an empty transparent canvas
+        np.random.default_rng(0).normal(128, 2, (300, 300)).clip(0, 255).astype(np.uint8),
+    ],
+    ids=["white page", "empty canvas", "flat noise"],
+)
+def test_no_digit_raises_empty_image_error(image: np.ndarray) -> None:
+    with pytest.raises(EmptyImageError):
+        P.prepare_digit(image)
+
+
+def _zip_bytes() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("a.txt", "hello")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"hello, this is text and not an image",
+        b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\n%%EOF",
+        gzip.compress(b"not an image"),
+        _zip_bytes(),
+        encode(draw_digit(7, 200, width=14), "PNG")[:300],  # truncated
+        encode(Image.new("L", (1, 1), 0), "PNG"),
+    ],
+    ids=["empty", "text", "pdf", "gzip", "zip", "truncated png", "1x1"],
+)
+def test_bad_files_raise_invalid_image_error(data: bytes) -> None:
+    with pytest.raises(InvalidImageError):
+        P.prepare_digit(data)
+
+
+def test_decompression_bomb_is_refused_before_decoding() -> None:
+    bomb = encode(Image.new("1", (10_000, 10_000), 0), "PNG")  # 100 megapixels, a few kB
+    assert len(bomb) < 100_000
+    with pytest.raises(InvalidImageError, match="too large"):
+        P.prepare_digit(bomb)
+
+
+@pytest.mark.parametrize(
+    "array",
+    [
+        np.zeros((28, 28, 2), np.uint8),
+        np.zeros((2, 28, 28, 3), np.uint8),
+        np.zeros((28,), np.uint8),
+        np.full((28, 28), np.nan, np.float32),
+        np.zeros((28, 28), np.complex64),
+        np.array([["a"] * 28] * 28),
+        np.zeros((4, 4), np.uint8),
+        -np.ones((28, 28), np.int16),
+    ],
+    ids=["2 channels", "4d", "1d", "nan", "complex", "strings", "tiny", "negative"],
+)
+def test_bad_arrays_raise_invalid_image_error(array: np.ndarray) -> None:
+    with pytest.raises(InvalidImageError):
+        P.prepare_digit(array)
+
+
+def test_unsupported_types_raise_invalid_image_error() -> None:
+    with pytest.raises(InvalidImageError):
+        P.prepare_digit(12345)  # type: ignore[arg-type]
+
+
+def test_missing_file_raises_invalid_image_error(tmp_path) -> None:
+    with pytest.raises(InvalidImageError):
+        P.prepare_digit(tmp_path / "nope.png")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=4096))
+def test_random_bytes_never_escape_as_other_errors(data: bytes) -> None:
+    try:
+        P.prepare_digit(data)
+    except RecognizerError:
+        pass
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    arrays(
+        dtype=st.sampled_from([np.uint8, np.uint16, np.float32, np.float64, np.int32, np.bool_]),
+        shape=st.tuples(st.integers(1, 64), st.integers(1, 64)) | st.tuples(st.integers(1, 40), st.integers(1, 40),
+                                                                              st.sampled_from([1, 2, 3, 4, 5])),
+    )
+)
+def test_random_arrays_give_a_digit_or_a_recognizer_error(array: np.ndarray) -> None:
+    try:
+        out = P.prepare_digit(array).input28
+    except RecognizerError:
+        return
+    assert out.shape == (28, 28) and np.isfinite(out).all() and 0 <= out.min() and out.max() <= 1
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.binary(min_size=1, max_size=2048))
+def test_corrupted_real_jpeg_never_escapes(noise: bytes) -> None:
+    data = bytearray(encode(draw_digit(7, 200, width=14).convert("RGB"), "JPEG"))
+    for i, byte in enumerate(noise[:64]):
+        data[(i * 97 + byte) % len(data)] = byte
+    try:
+        P.prepare_digit(bytes(data))
+    except RecognizerError:
+        pass
