@@ -6,6 +6,7 @@ import gzip
 import hashlib
 import logging
 import os
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,7 +49,7 @@ def _open_bytes(path: Path) -> bytes:
     """Read a file, gunzipping it when its name ends in .gz."""
     try:
         return gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+    except (OSError, EOFError, zlib.error) as exc:  # zlib.error: corrupt deflate data
         raise DatasetError(f"Cannot read {path.name}: {exc}.") from exc
 
 
