@@ -16,8 +16,8 @@ from mnist_bot.preprocess import Box, ImageInput, PreparedDigit
 from mnist_bot.runtime import Runtime, load_runtime
 
 # Calibrated on MNIST validation digits and synthetic photos: below these the answer is a guess.
-MIN_CONFIDENCE = 0.70
-MIN_MARGIN = 0.30
+MIN_CONFIDENCE = 0.60
+MIN_MARGIN = 0.40
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,129 @@
+"""Recognizer: the public API with a fake runtime, and the real model on real digits."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mnist_bot import EmptyImageError, InvalidImageError, ModelLoadError, NumberReading, Prediction, Recognizer
+from mnist_bot.recognizer import is_unsure
+from mnist_bot.runtime import FakeRuntime
+from tests.conftest import draw_digit, encode, mnist_photo
+
+
+def test_predict_returns_a_full_prediction(fake_recognizer: Recognizer) -> None:
+    p = fake_recognizer.predict(draw_digit(7, 200, width=14))
+    assert isinstance(p, Prediction)
+    assert 0 <= p.digit <= 9
+    assert len(p.probabilities) == 10 and sum(p.probabilities) == pytest.approx(1.0)
+    assert p.confidence == pytest.approx(max(p.probabilities))
+    assert p.input28.shape == (28, 28) and p.input28.dtype == np.float32
+    assert p.ranked(3)[0] == (p.digit, pytest.approx(p.confidence))
+    assert set(p.as_dict()) == {"digit", "confidence", "probabilities", "unsure"}
+
+
+def test_predict_batch_calls_the_runtime_once() -> None:
+    runtime = FakeRuntime()
+    recognizer = Recognizer(runtime)
+    predictions = recognizer.predict_batch([draw_digit(d, 200, width=14) for d in (0, 1, 4, 7)])
+    assert len(predictions) == 4 and runtime.calls == 1
+
+
+def test_unsure_flags_low_confidence_small_margin_and_odd_shapes() -> None:
+    assert is_unsure(np.array([0.5, 0.4] + [0.0125] * 8), digit_like=True)
+    assert is_unsure(np.array([0.65, 0.3] + [0.00625] * 8), digit_like=True)
+    assert not is_unsure(np.array([0.98, 0.01] + [0.00125] * 8), digit_like=True)
+    assert is_unsure(np.array([0.98, 0.01] + [0.00125] * 8), digit_like=False)
+
+
+def test_empty_input_raises_instead_of_guessing(fake_recognizer: Recognizer) -> None:
+    with pytest.raises(EmptyImageError):
+        fake_recognizer.predict(np.full((300, 300), 240, np.uint8))
+    with pytest.raises(EmptyImageError):
+        fake_recognizer.read_number(np.zeros((280, 280, 4), np.uint8))
+
+
+def test_bad_input_raises_invalid_image_error(fake_recognizer: Recognizer) -> None:
+    with pytest.raises(InvalidImageError):
+        fake_recognizer.predict(b"definitely not an image")
+
+
+def test_missing_model_raises_model_load_error(tmp_path: Path) -> None:
+    with pytest.raises(ModelLoadError, match="No model file"):
+        Recognizer.load(tmp_path / "missing.tflite")
+    bad = tmp_path / "bad.tflite"
+    bad.write_bytes(b"garbage")
+    with pytest.raises(ModelLoadError):
+        Recognizer.load(bad)
+    with pytest.raises(ModelLoadError, match="Unknown model type"):
+        (tmp_path / "model.onnx").write_bytes(b"x")
+        Recognizer.load(tmp_path / "model.onnx")
+
+
+def test_model_path_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("MNIST_BOT_MODEL", str(tmp_path / "from-env.tflite"))
+    with pytest.raises(ModelLoadError, match="from-env"):
+        Recognizer.load()
+
+
+def test_read_number_orders_digits_left_to_right(fake_recognizer: Recognizer) -> None:
+    canvas = np.full((200, 600), 255, np.uint8)
+    for i, digit in enumerate((1, 7, 4, 0)):
+        canvas[40:160, 30 + i * 140 : 150 + i * 140] = np.asarray(draw_digit(digit, 120, width=10))
+    reading = fake_recognizer.read_number(canvas)
+    assert isinstance(reading, NumberReading)
+    assert len(reading.digits) == 4 and len(reading.text) == 4
+    xs = [p.box.x for p in reading.digits if p.box]
+    assert xs == sorted(xs)
+
+
+# --- the real shipped model ---------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_real_model_reads_mnist_test_digits_as_photos(recognizer: Recognizer, mnist) -> None:
+    images, labels = mnist.test.images[:300], mnist.test.labels[:300]
+    photos = [encode(mnist_photo(image).convert("RGB"), "JPEG", quality=85) for image in images]
+    predictions = recognizer.predict_batch(photos)
+    accuracy = np.mean([p.digit == label for p, label in zip(predictions, labels, strict=True)])
+    assert accuracy >= 0.97
+
+
+@pytest.mark.slow
+def test_real_model_reads_a_number(recognizer: Recognizer, mnist) -> None:
+    labels = mnist.test.labels
+    picks = [int(np.flatnonzero(labels == d)[3]) for d in (2, 0, 4, 8)]
+    row = np.hstack([np.pad(mnist.test.images[i], ((4, 4), (6, 6))) for i in picks])
+    photo = 235 - (row.astype(np.float32) / 255 * 200)
+    big = np.kron(photo, np.ones((8, 8))).astype(np.uint8)
+    assert recognizer.read_number(big).text == "2048"
+
+
+@pytest.mark.slow
+def test_real_model_is_confident_on_clean_digits_and_unsure_on_scribbles(recognizer: Recognizer, mnist) -> None:
+    clean = recognizer.predict_batch(list(mnist.test.images[:100]))
+    assert np.mean([not p.unsure for p in clean]) >= 0.9
+    scribble = np.zeros((200, 200), np.uint8)
+    scribble[20:180, 20:180] = 255  # a filled square is not a digit
+    assert recognizer.predict(scribble).unsure
+
+
+@pytest.mark.slow
+def test_serving_never_imports_tensorflow_or_front_ends(tmp_path: Path) -> None:
+    code = (
+        "import sys, json, numpy as np\n"
+        "from mnist_bot import Recognizer\n"
+        "p = Recognizer.load().predict(np.pad(np.full((20, 4), 255, np.uint8), 4))\n"
+        "print(json.dumps({'runtime': Recognizer.load().runtime.name, 'digit': p.digit,\n"
+        "  'modules': sorted(m for m in sys.modules if m.split('.')[0] in\n"
+        "  {'tensorflow', 'keras', 'telegram', 'ipywidgets', 'ipycanvas'})}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["runtime"] == "litert"
+    assert result["modules"] == []
