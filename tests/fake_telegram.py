@@ -8,9 +8,11 @@ documents, texts, button taps) and read what the bot sent back.
 
 from __future__ import annotations
 
+import gzip
 import io
 import itertools
 import json
+import os
 import secrets
 import threading
 import time
@@ -22,9 +24,11 @@ from email.parser import BytesParser
 from email.policy import HTTP
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+import numpy as np
 from PIL import Image
 
 TOKEN = "123456789:AAFakeTokenForTestsOnly-abcdefghij_0123"
@@ -257,7 +261,14 @@ class FakeTelegram:
         return int(self._user_message(user_id, **content)["message_id"])
 
     def send_document(
-        self, user_id: int, data: bytes, file_name: str, mime_type: str, declared_size: int | None = None
+        self,
+        user_id: int,
+        data: bytes,
+        file_name: str,
+        mime_type: str,
+        *,
+        declared_size: int | None = None,
+        size_in_message: bool = True,
     ) -> int:
         """A user sends a file (an image "as a file", a PDF, ...); return its message id."""
         stored = self.add_file(data, "." + file_name.rsplit(".", 1)[-1], declared_size)
@@ -267,7 +278,7 @@ class FakeTelegram:
             "file_name": file_name,
             "mime_type": mime_type,
         }
-        if declared_size != 0:
+        if size_in_message:
             doc["file_size"] = stored.size
         return int(self._user_message(user_id, document=doc)["message_id"])
 
@@ -593,11 +604,14 @@ def _handler_class(fake: FakeTelegram) -> type[BaseHTTPRequestHandler]:
             """Stay quiet: pytest shows the calls when a test fails."""
 
         def _send(self, status: int, body: bytes, content_type: str = "application/json") -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            try:
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+            except (BrokenPipeError, ConnectionResetError):
+                self.close_connection = True  # the client gave up (a stopped bot's long poll)
 
         def _error(self, status: int, description: str, parameters: dict[str, Any] | None = None) -> None:
             payload: dict[str, Any] = {"ok": False, "error_code": status, "description": description}
@@ -677,3 +691,47 @@ def _handler_class(fake: FakeTelegram) -> type[BaseHTTPRequestHandler]:
             self._send(HTTPStatus.OK, json.dumps({"ok": True, "result": result}).encode())
 
     return Handler
+
+
+# ---------------------------------------------------------------- what users send
+
+
+def mnist_test_digits(folder: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Load the 10,000 MNIST test digits: uint8 (N, 28, 28) ink=255 and labels (N,)."""
+    default = Path(__file__).resolve().parents[2] / "shared" / "mnist"
+    root = Path(folder or os.environ.get("MNIST_DIR") or default)
+    with gzip.open(root / "t10k-images-idx3-ubyte.gz") as images:
+        x = np.frombuffer(images.read(), dtype=np.uint8, offset=16).reshape(-1, 28, 28)
+    with gzip.open(root / "t10k-labels-idx1-ubyte.gz") as labels:
+        y = np.frombuffer(labels.read(), dtype=np.uint8, offset=8)
+    return x, y
+
+
+def paper_photo(digits28: list[np.ndarray], side: int = 220, size: tuple[int, int] = (960, 720)) -> bytes:
+    """Enlarge MNIST digits side by side as dark ink on light paper, centred in a JPEG "photo"."""
+    width, height = size
+    photo = Image.new("L", size, 236)
+    gap = side // 3
+    x = (width - len(digits28) * side - (len(digits28) - 1) * gap) // 2
+    for digit in digits28:
+        ink = Image.fromarray(digit).resize((side, side), Image.Resampling.BICUBIC)
+        photo.paste(Image.new("L", (side, side), 25), (x, (height - side) // 2), ink)
+        x += side + gap
+    out = io.BytesIO()
+    photo.convert("RGB").save(out, format="JPEG", quality=90)
+    return out.getvalue()
+
+
+def blank_photo(size: tuple[int, int] = (960, 720)) -> bytes:
+    """A JPEG of empty paper with gentle shading: nothing to read."""
+    ramp = np.linspace(225, 240, size[0], dtype=np.float32)[np.newaxis, :].repeat(size[1], axis=0)
+    out = io.BytesIO()
+    Image.fromarray(ramp.astype(np.uint8)).convert("RGB").save(out, format="JPEG", quality=90)
+    return out.getvalue()
+
+
+def png_bytes(jpeg: bytes) -> bytes:
+    """Re-encode an image as PNG, as a user sending an image "as a file" might."""
+    out = io.BytesIO()
+    Image.open(io.BytesIO(jpeg)).save(out, format="PNG")
+    return out.getvalue()
