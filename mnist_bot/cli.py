@@ -73,7 +73,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         arch=args.arch, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
         validation_split=args.validation_split, limit=args.limit, augment=args.augment,
         learning_rate=args.learning_rate, extra_data=tuple(args.extra_data), out_dir=args.out,
-        name=args.name, command=" ".join(["mnist-bot", *sys.argv[1:]]),
+        name=args.name, command=" ".join(["mnist-bot", *args.argv]),
     )
     result = train_model(cfg, load_mnist(args.mnist_dir))
     meta = result.metadata
@@ -150,7 +150,9 @@ COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; typed errors become a message on stderr and exit code 1."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv  # recorded in model metadata: the real arguments, also when called as main([...])
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
