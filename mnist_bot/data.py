@@ -81,7 +81,9 @@ def _verify_checksums(folder: Path, paths: list[Path]) -> dict[str, str]:
     digests = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in paths}
     sums = folder / "SHA256SUMS"
     if sums.is_file():
-        expected = dict(reversed(line.split()) for line in sums.read_text().splitlines() if line.strip())
+        pairs = (line.split(maxsplit=1) for line in sums.read_text().splitlines() if line.strip())
+        # `sha256sum -b` marks names with "*"; without stripping it those files would go unchecked.
+        expected = {name.strip().lstrip("*"): digest for digest, name in pairs}
         for name, digest in digests.items():
             if name in expected and expected[name] != digest:
                 raise DatasetError(f"{name} does not match SHA256SUMS: the file is corrupt or was changed.")
