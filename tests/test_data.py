@@ -190,6 +190,16 @@ def test_changed_file_no_longer_matches_its_checksum(tmp_path: Path) -> None:
         load_mnist(folder)
 
 
+def test_sha256sums_in_binary_mode_format_are_checked_too(tmp_path: Path) -> None:
+    folder = tmp_path / "mnist"
+    write_idx_folder(folder)
+    # `sha256sum -b` writes "digest *name"; a loader that ignored such lines would verify nothing.
+    lines = [f"{'0' * 64} *{p.name}" for p in sorted(folder.iterdir())]
+    (folder / "SHA256SUMS").write_text("\n".join(lines) + "\n")
+    with pytest.raises(DatasetError, match="does not match SHA256SUMS"):
+        load_mnist(folder)
+
+
 @pytest.mark.parametrize("missing", ["train_labels", "test_images"])
 def test_only_some_of_the_four_files_is_an_error_naming_the_missing(tmp_path: Path, missing: str) -> None:
     folder = tmp_path / "mnist"
