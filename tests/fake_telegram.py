@@ -97,6 +97,7 @@ class _State:
     messages: dict[tuple[int, int], dict[str, Any]] = field(default_factory=dict)
     faults: dict[str, deque[Fault]] = field(default_factory=lambda: defaultdict(deque))
     webhook: dict[str, Any] = field(default_factory=dict)
+    stamps: dict[tuple[int, int], float] = field(default_factory=dict)  # monotonic time each message appeared
     next_update: int = 1
     next_message: int = 1
     next_callback: int = 1
@@ -203,7 +204,7 @@ class FakeTelegram:
             self._state.files[stored.file_id] = stored
         return stored
 
-    def _photo_sizes(self, jpeg: bytes) -> list[dict[str, Any]]:
+    def photo_sizes(self, jpeg: bytes) -> list[dict[str, Any]]:
         """Make the PhotoSize list Telegram sends: a few downscaled copies and the original size."""
         image = Image.open(io.BytesIO(jpeg)).convert("RGB")
         sizes = []
@@ -241,6 +242,7 @@ class FakeTelegram:
             }
             message.update(content)
             self._state.messages[(user_id, message_id)] = message
+            self._state.stamps[(user_id, message_id)] = time.monotonic()
             self._push({"message": message})
         return message
 
@@ -253,9 +255,15 @@ class FakeTelegram:
         if self._state.webhook.get("url"):
             threading.Thread(target=self._deliver_webhook, daemon=True).start()
 
-    def send_photo(self, user_id: int, jpeg: bytes, caption: str | None = None) -> int:
-        """A user sends a photo; return its message id."""
-        content: dict[str, Any] = {"photo": self._photo_sizes(jpeg)}
+    def send_photo(
+        self,
+        user_id: int,
+        jpeg: bytes | None,
+        caption: str | None = None,
+        sizes: list[dict[str, Any]] | None = None,
+    ) -> int:
+        """A user sends a photo (or its sizes made earlier by photo_sizes); return its message id."""
+        content: dict[str, Any] = {"photo": sizes if sizes is not None else self.photo_sizes(jpeg or b"")}
         if caption:
             content["caption"] = caption
         return int(self._user_message(user_id, **content)["message_id"])
@@ -397,6 +405,11 @@ class FakeTelegram:
         with self._changed:
             return dict(self._state.messages[(chat_id, message_id)])
 
+    def stamp(self, chat_id: int, message_id: int) -> float:
+        """Return when a message appeared (time.monotonic()), user's or bot's."""
+        with self._changed:
+            return self._state.stamps[(chat_id, message_id)]
+
     def answered(self, query_id: str) -> list[Call]:
         """Return the answerCallbackQuery calls for one tap."""
         return [
@@ -475,6 +488,7 @@ class FakeTelegram:
             if replied and (chat_id, int(replied)) in self._state.messages:
                 message["reply_to_message"] = self._state.messages[(chat_id, int(replied))]
             self._state.messages[(chat_id, message_id)] = message
+            self._state.stamps[(chat_id, message_id)] = time.monotonic()
             self._changed.notify_all()
         return message
 

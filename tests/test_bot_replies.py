@@ -12,7 +12,7 @@ from telegram import PhotoSize
 
 from mnist_bot import Prediction
 from mnist_bot.bot import images, keyboards, replies
-from mnist_bot.bot.app import RedactingFilter
+from mnist_bot.bot.app import RedactingFilter, protect_token
 from mnist_bot.bot.handlers import UserLimiter
 from mnist_bot.recognizer import NumberReading
 from mnist_bot.runtime import FakeRuntime
@@ -254,3 +254,11 @@ async def test_user_limiter_allows_the_budget_then_warns_once() -> None:
 def test_fake_runtime_is_deterministic_for_the_handler_tests() -> None:
     runtime = FakeRuntime(lambda image: np.eye(10)[7] * 9)
     assert int(np.argmax(runtime.predict(np.zeros((1, 28, 28), dtype=np.float32))[0])) == 7
+
+
+def test_protecting_an_empty_token_leaves_logs_alone(caplog: pytest.LogCaptureFixture) -> None:
+    root = logging.getLogger()
+    before = [list(h.filters) for h in root.handlers]
+    protect_token("")
+    assert [list(h.filters) for h in root.handlers] == before
+    assert logging.getLogger("httpx").level == logging.WARNING

@@ -22,6 +22,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--secret", default=None, help="webhook secret token (default: random per run)")
     parser.add_argument("--listen", default="0.0.0.0", help="webhook server address (default 0.0.0.0)")
     parser.add_argument("--flood-rate", type=float, default=30.0, help="outgoing messages/s (0: off)")
+    parser.add_argument("--concurrency", type=int, default=64, help="updates handled at once (1: one by one)")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return parser.parse_args(argv)
 
@@ -39,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
             secret=args.secret,
             listen=args.listen,
             flood_rate=args.flood_rate,
+            concurrency=args.concurrency,
         )
     except RecognizerError as exc:
         logging.getLogger("mnist_bot.bot").error("%s", exc)

@@ -101,6 +101,8 @@ def protect_token(token: str) -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not token:
+        return  # nothing to hide; an empty pattern would match everywhere
     redactor = RedactingFilter(token)
     for handler in [*logging.getLogger().handlers, logging.lastResort]:
         if handler is not None and not any(isinstance(f, RedactingFilter) for f in handler.filters):
@@ -180,10 +182,11 @@ def run_bot(
     secret: str | None = None,
     listen: str = "0.0.0.0",  # the webhook server must be reachable from the reverse proxy
     flood_rate: float = 30.0,
+    concurrency: int = CONCURRENT_UPDATES,
 ) -> None:
     """Run the bot until SIGINT/SIGTERM: long polling, or a webhook server when `webhook_url` is set."""
     protect_token(settings.telegram_token or "")  # before building: the Bot logs its URLs at DEBUG
-    application = build_application(settings, flood_rate=flood_rate)
+    application = build_application(settings, flood_rate=flood_rate, concurrency=concurrency)
     if webhook_url is None:
         log.info("Starting long polling")
         application.run_polling(allowed_updates=Update.ALL_TYPES, bootstrap_retries=-1)
