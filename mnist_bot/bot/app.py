@@ -57,7 +57,8 @@ class RetryingRequest(HTTPXRequest):
         pool_timeout: Any = HTTPXRequest.DEFAULT_NONE,
     ) -> tuple[int, bytes]:
         """Send one request, retrying 5xx answers and network failures with backoff."""
-        endpoint = url.rsplit("/", 1)[-1]  # never log `url`: it holds the bot token
+        # Never log `url`: it holds the bot token.
+        endpoint = "file download" if "/file/bot" in url else url.rsplit("/", 1)[-1]
         retries = () if endpoint == "getUpdates" else RETRY_DELAYS
         for delay in (*retries, None):
             try:
