@@ -746,6 +746,15 @@ def blank_photo(size: tuple[int, int] = (960, 720)) -> bytes:
 
 def png_bytes(jpeg: bytes) -> bytes:
     """Re-encode an image as PNG, as a user sending an image "as a file" might."""
+    return reencode(jpeg, "PNG")
+
+
+def reencode(image: bytes, fmt: str) -> bytes:
+    """Re-encode an image as PNG, WEBP, HEIF (iPhone HEIC) or JPEG."""
+    if fmt == "HEIF":
+        from pillow_heif import register_heif_opener
+
+        register_heif_opener()
     out = io.BytesIO()
-    Image.open(io.BytesIO(jpeg)).save(out, format="PNG")
+    Image.open(io.BytesIO(image)).convert("RGB").save(out, format=fmt)
     return out.getvalue()

@@ -24,7 +24,7 @@ from mnist_bot.bot.app import build_application, protect_token
 from mnist_bot.config import Settings, load_settings
 from mnist_bot.feedback import FeedbackStore
 from mnist_bot.runtime import FakeRuntime
-from tests.fake_telegram import FakeTelegram, blank_photo, mnist_test_digits, paper_photo, png_bytes
+from tests.fake_telegram import FakeTelegram, blank_photo, mnist_test_digits, paper_photo, reencode
 
 USER = 1001
 
@@ -184,11 +184,19 @@ def test_a_photo_is_answered_with_buttons_after_a_typing_action(
     assert sample.predicted == 7 and sample.label is None and sample.input28.max() > 0.5
 
 
+@pytest.mark.parametrize(
+    "file",
+    [("PNG", "digit.png", "image/png"), ("WEBP", "digit.webp", "image/webp"), ("HEIF", "IMG_0042.HEIC", "")],
+)
 def test_an_image_sent_as_a_file_is_answered(
-    fake: FakeTelegram, start_bot: Callable[..., RunningBot], digits: dict[int, np.ndarray]
+    fake: FakeTelegram,
+    start_bot: Callable[..., RunningBot],
+    digits: dict[int, np.ndarray],
+    file: tuple[str, str, str],
 ) -> None:
     start_bot()
-    sent = fake.send_document(USER, png_bytes(paper_photo([digits[3]])), "digit.png", "image/png")
+    fmt, name, mime = file
+    sent = fake.send_document(USER, reencode(paper_photo([digits[3]]), fmt), name, mime)
     assert fake.wait_reply(USER, sent)["text"] == "7, 98% sure"
 
 
