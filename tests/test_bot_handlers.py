@@ -26,6 +26,8 @@ from mnist_bot.feedback import FeedbackStore
 from mnist_bot.runtime import FakeRuntime
 from tests.fake_telegram import FakeTelegram, blank_photo, mnist_test_digits, paper_photo, reencode
 
+pytestmark = pytest.mark.e2e  # real HTTP to the fake Bot API, though with the fast fake model
+
 USER = 1001
 
 
