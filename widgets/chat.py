@@ -114,7 +114,12 @@ class DigitChat:
         )
         self.clear_button = Button(description="Clear", icon="eraser", layout=small)
         self.pen_slider = IntSlider(
-            value=DEFAULT_PEN_WIDTH, min=6, max=40, description="pen", layout=Layout(width="200px")
+            value=DEFAULT_PEN_WIDTH,
+            min=6,
+            max=40,
+            description="pen",
+            layout=Layout(width="210px"),
+            style={"description_width": "30px"},
         )
         self.live_toggle = ToggleButton(value=False, description="live", icon="bolt", layout=small)
         self.upload = FileUpload(accept="image/*", multiple=False, description="photo", layout=small)
@@ -313,8 +318,12 @@ class DigitChat:
     def _post(self, message: ChatMessage, extra: Widget | None = None) -> None:
         """Append a message (and any widget under it) to the transcript."""
         self.messages.append(message)
-        bubble = HTML(message.html, layout=Layout(width="100%"))
-        self._message_widgets.append(VBox([bubble, extra]) if extra is not None else bubble)
+        # flex "0 0 auto": a full transcript scrolls instead of squeezing the bubbles.
+        if extra is None:
+            self._message_widgets.append(HTML(message.html, layout=Layout(width="100%", flex="0 0 auto")))
+        else:
+            bubble = HTML(message.html, layout=Layout(width="100%"))
+            self._message_widgets.append(VBox([bubble, extra], layout=Layout(flex="0 0 auto")))
         # The transcript's flex direction is reversed so the browser keeps it scrolled to the newest.
         self.transcript.children = tuple(reversed(self._message_widgets))
 

@@ -1,0 +1,185 @@
+"""End to end: JupyterLab on 127.0.0.1, headless Chromium, real mouse strokes on the widget's canvas."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Locator, Page, expect, sync_playwright
+
+from mnist_bot.config import DEFAULT_MODEL
+
+ROOT = Path(__file__).resolve().parent.parent
+# Read at import, before the isolation fixture clears the environment; handed to the kernel explicitly.
+MODEL = Path(os.environ.get("MNIST_BOT_MODEL") or DEFAULT_MODEL)
+REPORTS = ROOT / "reports"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+# A 7 and a 3 in pad pixels (the pad is 280x280), drawn as a person would: one stroke each.
+SEVEN = [(70, 60), (120, 58), (170, 56), (212, 58), (196, 95), (172, 140), (150, 190), (135, 240)]
+THREE = [
+    (80, 70), (115, 45), (160, 42), (195, 65), (195, 100), (165, 130), (130, 138),
+    (170, 145), (205, 175), (205, 215), (170, 245), (120, 248), (80, 225),
+]  # fmt: skip
+
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
+
+
+@dataclass(frozen=True)
+class Lab:
+    """A running JupyterLab: where it listens and its token."""
+
+    url: str
+    token: str
+    root: Path
+
+
+def free_port() -> int:
+    """Ask the OS for a free TCP port on the loopback interface."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until_up(lab: Lab, process: subprocess.Popen[bytes], timeout_s: float = 90) -> None:
+    """Poll the server's status API until it answers."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"JupyterLab exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(f"{lab.url}/api/status?token={lab.token}", timeout=5) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            time.sleep(0.5)
+    raise TimeoutError("JupyterLab did not start")
+
+
+def write_lab_settings(folder: Path) -> None:
+    """Start the notebook's kernel without asking, and fetch no news (no network, no pop-ups)."""
+    settings = {
+        "notebook-extension/tracker": '{"autoStartDefaultKernel": true}',
+        "apputils-extension/notification": '{"fetchNews": "false", "checkForUpdates": false}',
+    }
+    for name, content in settings.items():
+        path = folder / "@jupyterlab" / f"{name}.jupyterlab-settings"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(content)
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Iterator[Lab]:
+    """Serve a copy of the demo notebook (so autosave never touches the repository) on 127.0.0.1."""
+    root = tmp_path / "lab"
+    root.mkdir()
+    shutil.copy(ROOT / "widgets" / "demo.ipynb", root / "demo.ipynb")
+    write_lab_settings(tmp_path / "settings")
+    port, token = free_port(), secrets.token_hex(16)
+    env = {
+        **os.environ,
+        "JUPYTER_CONFIG_DIR": str(tmp_path / "config"),
+        "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
+        "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "workspaces"),
+        "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "settings"),
+        "MNIST_BOT_DB": str(tmp_path / "feedback.db"),
+        "MNIST_BOT_MODEL": str(MODEL),
+    }
+    command = [
+        sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1",
+        f"--ServerApp.port={port}", "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
+        f"--ServerApp.root_dir={root}", f"--LabApp.workspaces_dir={tmp_path / 'workspaces'}",
+        "--ServerApp.allow_root=True",  # CI containers run as root
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",  # no network from the test
+    ]  # fmt: skip
+    log = (tmp_path / "jupyterlab.log").open("wb")
+    process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=root)
+    lab = Lab(f"http://127.0.0.1:{port}", token, root)
+    try:
+        wait_until_up(lab, process)
+        yield lab
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+def draw(page: Page, canvas: Locator, points: Sequence[tuple[float, float]]) -> None:
+    """Press the mouse on the canvas and drag it through `points` (pad pixels) with real mouse moves."""
+    canvas.scroll_into_view_if_needed()  # the transcript grows above the pad and pushes it down
+    box = canvas.bounding_box()
+    assert box is not None
+    scale = box["width"] / 280
+
+    def at(point: tuple[float, float]) -> tuple[float, float]:
+        return box["x"] + point[0] * scale, box["y"] + point[1] * scale
+
+    page.mouse.move(*at(points[0]))
+    page.mouse.down()
+    for point in points[1:]:
+        page.mouse.move(*at(point), steps=6)
+    page.mouse.up()
+
+
+def test_draw_a_digit_in_jupyterlab_and_get_it_named_in_the_chat(lab: Lab) -> None:
+    assert MODEL.is_file(), f"the demo needs a model at {MODEL}: run `mnist-bot train --arch cnn` first"
+    chromium = shutil.which("chromium")
+    assert chromium, "install Debian's Chromium: apt-get install -y chromium"
+    REPORTS.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        page.set_default_timeout(120_000)
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        try:
+            page.goto(f"{lab.url}/lab/tree/demo.ipynb?token={lab.token}")
+            page.locator(".jp-Notebook").first.wait_for()
+            # The kernel status item reads "Initializing" until the kernel is connected, then "Idle".
+            page.get_by_text("Python 3 (ipykernel) | Idle").wait_for()
+            page.locator(".jp-CodeCell .jp-InputArea-editor").first.click()
+            page.keyboard.press("Shift+Enter")  # run the widget cell as a user would
+
+            canvas = page.locator(".jp-OutputArea-output canvas").first
+            canvas.wait_for(state="visible")
+            expect(page.locator(".digitchat-hint").first).to_contain_text("Draw a digit")
+            draw(page, canvas, SEVEN)
+            page.locator(".widget-button", has_text="Send").first.click()
+            # The transcript lists the newest message first in the DOM (CSS shows it at the bottom).
+            answers = page.locator(".digitchat-answer")
+            answers.first.wait_for()
+            expect(answers.first).to_have_attribute("data-digit", "7")
+            expect(answers.first).to_contain_text("It's a 7")
+
+            draw(page, canvas, THREE)
+            page.keyboard.press("Enter")  # the pad has the focus after drawing: Enter sends
+            expect(answers).to_have_count(2)
+            expect(answers.first).to_have_attribute("data-digit", "3")
+            expect(answers.first).to_contain_text("It's a 3")
+            page.screenshot(path=REPORTS / "widget_browser.png", full_page=True)
+        except Exception:
+            page.screenshot(path=REPORTS / "widget_browser_failure.png", full_page=True)
+            raise
+        finally:
+            browser.close()
+    assert not [e for e in errors if "ipycanvas" in e or "widget" in e.lower()], errors
