@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import signal
 import subprocess
 import sys
@@ -107,7 +108,7 @@ def run_mode(
         first = min(fake.stamp(u, m) for u, m, _ in sent)
         last = max(fake.stamp(u, r["message_id"]) for (u, _, _), r in zip(sent, replies, strict=True))
     correct = sum(
-        r.get("text", "").startswith(f"{label},") for (_, _, label), r in zip(sent, replies, strict=True)
+        first_digit(r.get("text", "")) == label for (_, _, label), r in zip(sent, replies, strict=True)
     )
     return Result(
         mode=mode,
@@ -120,6 +121,12 @@ def run_mode(
         p99_ms=round(float(np.percentile(latencies, 99)) * 1000, 1),
         max_ms=round(float(latencies.max()) * 1000, 1),
     )
+
+
+def first_digit(text: str) -> int | None:
+    """Return the answer's digit: the first one in the reply ("7, 98% sure", "Maybe 7, ...")."""
+    found = re.search(r"\d", text)
+    return int(found.group()) if found else None
 
 
 def make_photos(count: int, mnist_dir: str | None) -> list[tuple[int, bytes]]:

@@ -48,6 +48,12 @@ def test_an_unsure_digit_lists_the_runner_ups() -> None:
     assert "It could also be 1 (30%) or 9 (10%)." in text
 
 
+def test_a_confident_answer_flagged_for_its_shape_says_so() -> None:
+    text = replies.digit_reply(prediction({1: 0.99}, unsure=True))
+    assert text.startswith("Probably 1 (99%), though it doesn't look much like a handwritten digit.")
+    assert "only" not in text
+
+
 def test_runner_ups_below_five_percent_are_not_mentioned() -> None:
     text = replies.digit_reply(prediction({4: 0.6, 9: 0.38}))
     assert "9 (38%)" in text

@@ -42,6 +42,7 @@ NOT_YOURS = "Only the person who sent the photo can correct it."
 PICK_POSITION = "Which digit did I get wrong?"
 PICK_DIGIT = "Which digit is it really?"
 ANSWER_NOTE = "\n\n✅ "
+PHOTO_TIP = "A closer, sharper photo of a single digit helps."
 
 
 def percent(probability: float) -> str:
@@ -63,13 +64,15 @@ def _alternatives(prediction: Prediction) -> str:
 
 def digit_reply(prediction: Prediction) -> str:
     """Answer for one digit: "7, 98% sure", with runner-ups when unsure."""
+    sure = percent(prediction.confidence)
     if not prediction.unsure:
-        return f"{prediction.digit}, {percent(prediction.confidence)} sure"
-    text = f"Maybe {prediction.digit}, only {percent(prediction.confidence)} sure."
+        return f"{prediction.digit}, {sure} sure"
     others = _alternatives(prediction)
-    if others:
-        text += f" It could also be {others}."
-    return text + "\nA closer, sharper photo of a single digit helps."
+    if not others:  # the model is confident: the shape of the ink is what looks odd
+        text = f"Probably {prediction.digit} ({sure}), though it doesn't look much like a handwritten digit."
+    else:
+        text = f"Maybe {prediction.digit}, only {sure} sure. It could also be {others}."
+    return text + "\n" + PHOTO_TIP
 
 
 def number_reply(reading: NumberReading) -> str:
