@@ -172,3 +172,14 @@ def test_to_uint8_scales_floats_and_keeps_uint8() -> None:
     assert to_uint8(np.full((28, 28), 2.0))[0, 0] == 255
     raw = np.full((28, 28), 17, dtype=np.uint8)
     assert to_uint8(raw) is raw
+
+
+@pytest.mark.slow
+def test_the_export_is_accepted_by_training_as_extra_data(store: FeedbackStore, tmp_path: Path) -> None:
+    from mnist_bot.training.train import load_extra  # imports TensorFlow: slow
+
+    store.add(_digit(1.0), 3, 5, "a", "widget")
+    store.add(_digit(0.5), 7, 7, "b", "telegram")
+    store.export(tmp_path / "extra.npz")
+    split = load_extra(tmp_path / "extra.npz")
+    assert split.images.shape == (2, 28, 28) and split.labels.tolist() == [5, 7]
