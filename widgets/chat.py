@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import getpass
-import io
 import logging
 import math
 import time
@@ -13,10 +12,17 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ipywidgets import HTML, Button, FileUpload, HBox, IntSlider, Label, Layout, ToggleButton, VBox, Widget
-from PIL import Image, ImageOps
 
-from mnist_bot import NumberReading, Prediction, Recognizer, RecognizerError
+from mnist_bot import (
+    EmptyImageError,
+    InvalidImageError,
+    NumberReading,
+    Prediction,
+    Recognizer,
+    RecognizerError,
+)
 from mnist_bot.config import load_settings
+from mnist_bot.preprocess import open_image
 from widgets import bubbles
 from widgets.pad import DrawingPad
 from widgets.raster import DEFAULT_PEN_WIDTH, PAD_SIZE, image_to_png, mask_to_png, mask_to_rgba, stroke_mask
@@ -53,24 +59,31 @@ def default_recognizer() -> Recognizer:
 
 
 def read_photo(recognizer: Recognizer, data: bytes) -> Answer:
-    """Read a number when the photo shows two or more digits, else the single digit."""
+    """Read a number when the photo shows two or more digits, else the single digit (as the bot does)."""
     try:
         reading = recognizer.read_number(data)
-    except RecognizerError:
-        reading = None  # the single-digit path below gives the user-facing error, if any
+    except EmptyImageError:
+        reading = None  # segmentation is stricter than the single-digit path: let that one decide
     if reading is not None and len(reading.digits) >= 2:
         return reading
     return recognizer.predict(data)
 
 
 def photo_thumbnail(data: bytes, side: int = THUMB_SIDE) -> bytes | None:
-    """Return a small PNG of an uploaded photo, upright, or None when Pillow cannot read it."""
+    """Return a small upright PNG of an uploaded photo, or None when it is not an image we can read."""
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            upright = ImageOps.exif_transpose(image).convert("RGB")
-    except (OSError, ValueError, Image.DecompressionBombError):
+        image = open_image(data)  # the core's decoder: size limits, HEIC, EXIF rotation
+        return image_to_png(image.convert("RGB"), side)
+    except (InvalidImageError, OSError):
         return None
-    return image_to_png(upright, side)
+
+
+def _default_user() -> str:
+    """Name the notebook's user for the feedback store, which only keeps a salted hash of it."""
+    try:
+        return f"widget:{getpass.getuser()}"
+    except (KeyError, OSError):  # containers without a passwd entry for the uid
+        return "widget"
 
 
 class DigitChat:
@@ -88,7 +101,7 @@ class DigitChat:
     ) -> None:
         self._recognizer = recognizer
         self._feedback = feedback
-        self.user = user or f"widget:{getpass.getuser()}"
+        self.user = user or _default_user()
         self.live_interval_s = live_interval_s
         self._clock = clock
         self._last_live = -math.inf
