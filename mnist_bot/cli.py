@@ -54,12 +54,24 @@ def _predict_parser(sub: Any) -> None:
     p.add_argument("--model", type=Path, help="model file (default: the shipped cnn)")
 
 
+def _extra_parser(sub: Any) -> None:
+    """Add `mnist-bot make-extra`."""
+    p = sub.add_parser("make-extra", help="render realistic extra training data (photos, drawings) as .npz")
+    p.add_argument("out", type=Path, help="output .npz for `mnist-bot train --extra-data`")
+    p.add_argument("--photos", type=int, default=6000, help="MNIST training digits photographed")
+    p.add_argument("--canvases", type=int, default=6000, help="MNIST training digits re-stroked as drawings")
+    p.add_argument("--unipen-renders", type=int, default=2, help="drawings per UNIPEN training sample")
+    p.add_argument("--handwriting-dir", type=Path, help="folder with unipen_1a_digits.jsonl.gz")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--mnist-dir", type=Path, help="MNIST folder (default: $MNIST_DIR)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser with every subcommand."""
     parser = argparse.ArgumentParser(prog="mnist-bot", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_train_parser, _evaluate_parser, _predict_parser):
+    for add in (_train_parser, _evaluate_parser, _predict_parser, _extra_parser):
         add(sub)
     return parser
 
@@ -145,7 +157,21 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict}
+def cmd_make_extra(args: argparse.Namespace) -> int:
+    """Render realistic extra training data from MNIST training digits and UNIPEN writers."""
+    from mnist_bot.data import load_mnist
+    from mnist_bot.training.realistic import build_extra, save_extra
+
+    mnist = load_mnist(args.mnist_dir)
+    handwriting = args.handwriting_dir or Path(mnist.source).parent / "handwriting"
+    extra = build_extra(mnist.train, handwriting if handwriting.is_dir() else None, args.photos,
+                        args.canvases, args.unipen_renders, args.seed)
+    save_extra(extra, args.out)
+    print(f"wrote {len(extra.labels)} digits to {args.out}")
+    return 0
+
+
+COMMANDS = {"make-extra": cmd_make_extra, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -192,19 +192,34 @@ def resize_for_work(grey: np.ndarray) -> tuple[np.ndarray, float]:
 
 
 def ink_is_dark(grey: np.ndarray) -> bool:
-    """Detect polarity: the background is the majority, so the median sits near it."""
-    # Extreme percentiles, not 1/99: a small digit can cover well under 1% of a photo.
-    low, median, high = np.percentile(grey, [0.1, 50, 99.9])
-    return bool(high - median < median - low)
+    """Detect polarity from local detail: ink is the strong, rare departure from its surroundings."""
+    # Comparing with a local mean, not the global median, survives lighting gradients.
+    side = max(15, (min(grey.shape) // 4) | 1)
+    detail = grey.astype(np.float32) - cv2.blur(grey.astype(np.float32), (side, side))
+    low, high = np.percentile(detail, [0.1, 99.9])
+    return bool(-low > high)
+
+
+def _ridge_width(ink: np.ndarray) -> float:
+    """Estimate the typical pen width from a rough Otsu mask (median along stroke centres)."""
+    _, rough = cv2.threshold(ink, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    distance = cv2.distanceTransform(rough, cv2.DIST_L2, 3)
+    ridge = distance[(distance > 0) & (distance >= cv2.dilate(distance, np.ones((3, 3), np.uint8)))]
+    return 2.0 * float(np.median(ridge)) if ridge.size else 1.0
 
 
 def flatten_background(ink: np.ndarray) -> np.ndarray:
-    """Subtract a smooth background estimate to remove shadows and lighting gradients."""
-    side = max(15, (min(ink.shape) // 5) | 1)
+    """Divide out the paper's own brightness: removes shadows, gradients and tinted paper.
+
+    The background is a morphological opening a few pen widths wide, so strokes vanish from it
+    while a shadow wider than that stays in it; the result is contrast relative to the paper.
+    """
+    side = int(np.clip(4 * _ridge_width(ink), 15, max(15, min(ink.shape) // 4))) | 1
     kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (side, side))
-    background = cv2.morphologyEx(ink, cv2.MORPH_OPEN, kernel)  # thin bright strokes vanish
-    background = cv2.blur(background, (side, side))
-    return cv2.subtract(ink, cv2.min(background, ink))
+    background = cv2.blur(cv2.morphologyEx(ink, cv2.MORPH_OPEN, kernel), (side, side)).astype(np.float32)
+    background = np.minimum(background, ink.astype(np.float32))
+    contrast = (ink - background) / np.maximum(255.0 - background, 32.0)
+    return np.clip(contrast * 255.0, 0, 255).astype(np.uint8)
 
 
 def ink_image(image: np.ndarray) -> InkImage:

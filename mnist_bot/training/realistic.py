@@ -1,0 +1,84 @@
+"""Extra training data that looks like what users send, seen through our own preprocessing.
+
+MNIST alone teaches the model MNIST's pen. Real drawings come from other writers and pens, and
+real photos pass through thresholding and stroke normalisation first. Rendering UNIPEN pen
+trajectories as canvases and MNIST *training* digits as phone photos, then running both through
+`preprocess.prepare_digit`, gives the model the exact inputs it will see in service.
+UNIPEN writers are split by a stable hash so that benchmarks can hold some writers out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import numpy as np
+
+from mnist_bot import synthetic as syn
+from mnist_bot.data import Split
+from mnist_bot.errors import RecognizerError
+from mnist_bot.preprocess import prepare_digit
+
+log = logging.getLogger(__name__)
+
+UNIPEN_FILE = "unipen_1a_digits.jsonl.gz"
+HELD_OUT_SHARE = 5  # one writer in five is never trained on
+
+
+def is_held_out_writer(writer: str) -> bool:
+    """Tell whether a UNIPEN writer is reserved for evaluation (a stable 20% of writers)."""
+    return int(hashlib.sha256(writer.encode()).hexdigest(), 16) % HELD_OUT_SHARE == 0
+
+
+def _prepared(items: Iterable[tuple[int, Callable[[], object]]]) -> Split:
+    """Render and preprocess each (label, make_image) pair, skipping inputs with no digit."""
+    images, labels = [], []
+    for label, make_image in items:
+        try:
+            images.append(prepare_digit(make_image()).input28)  # type: ignore[arg-type]
+        except RecognizerError:
+            continue  # a fragmentary sample; the pipeline rejects it in service too
+        labels.append(label)
+    x = np.round(np.stack(images) * 255).astype(np.uint8) if images else np.zeros((0, 28, 28), np.uint8)
+    return Split(x, np.asarray(labels, dtype=np.uint8))
+
+
+def unipen_canvases(handwriting_dir: Path, renders: int, rng: np.random.Generator) -> Split:
+    """Draw each training writer's UNIPEN digits `renders` times as canvas drawings."""
+    samples = [s for s in syn.load_unipen(handwriting_dir / UNIPEN_FILE) if not is_held_out_writer(s[2])]
+    items = [(label, lambda s=strokes: syn.canvas_of_strokes(s, rng)) for label, strokes, _ in samples] * renders
+    return _prepared(items)
+
+
+def mnist_photos(train: Split, count: int, rng: np.random.Generator) -> Split:
+    """Photograph `count` random MNIST training digits with the synthetic phone camera."""
+    picks = rng.choice(len(train.images), size=count, replace=False)
+    items = [(int(train.labels[i]), lambda i=i: syn.photo_of_digit(train.images[i], rng, frame=(640, 480)))
+             for i in picks]
+    return _prepared(items)
+
+
+def mnist_canvases(train: Split, count: int, rng: np.random.Generator) -> Split:
+    """Re-stroke `count` random MNIST training digits as canvas drawings of varied pens."""
+    picks = rng.choice(len(train.images), size=count, replace=False)
+    return _prepared([(int(train.labels[i]), lambda i=i: syn.canvas_of_digit(train.images[i], rng)) for i in picks])
+
+
+def build_extra(train: Split, handwriting_dir: Path | None, photos: int, canvases: int, unipen_renders: int,
+                seed: int) -> Split:
+    """Build the extra training set and return it as one Split."""
+    rng = np.random.default_rng(seed)
+    parts = [mnist_photos(train, photos, rng), mnist_canvases(train, canvases, rng)]
+    if handwriting_dir is not None and unipen_renders:
+        parts.append(unipen_canvases(handwriting_dir, unipen_renders, rng))
+    for part, name in zip(parts, ("photos", "canvases", "unipen"), strict=False):
+        log.info("extra %s: %d digits", name, len(part.labels))
+    return Split(np.concatenate([p.images for p in parts]), np.concatenate([p.labels for p in parts]))
+
+
+def save_extra(split: Split, path: Path) -> None:
+    """Write an extra-data `.npz` that `mnist-bot train --extra-data` reads."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, x=split.images, y=split.labels)
