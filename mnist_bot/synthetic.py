@@ -9,7 +9,7 @@ from __future__ import annotations
 import gzip
 import json
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import cv2
@@ -63,7 +63,28 @@ def pen_mask(digit: np.ndarray, height: int, pen: float, rng: np.random.Generato
     distance = cv2.distanceTransform(free, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
     size = (round(free.shape[1] * factor), round(free.shape[0] * factor))
     distance = cv2.resize(distance, size, interpolation=cv2.INTER_LINEAR) * factor
-    return _smooth_edges(np.clip(pen / 2 + 0.5 - distance, 0.0, 1.0), pen)
+    loops = count_holes(skeleton, min_area=4)
+    return keep_loops(lambda p: _smooth_edges(np.clip(p / 2 + 0.5 - distance, 0.0, 1.0), p), pen, loops)
+
+
+def count_holes(ink: np.ndarray, min_area: float) -> int:
+    """Count the loops of a bool (H, W) ink mask: enclosed background regions of at least `min_area` px."""
+    background = np.pad(~ink, 1, constant_values=True).astype(np.uint8)
+    _, _, stats, _ = cv2.connectedComponentsWithStats(background, connectivity=4)
+    # Label 0 is the ink and label 1 the outside (it holds the padded corner); the rest are holes.
+    return int(np.sum(stats[2:, cv2.CC_STAT_AREA] >= min_area))
+
+
+def keep_loops(draw: Callable[[float], np.ndarray], pen: float, loops: int) -> np.ndarray:
+    """Draw with `pen`, narrowing it (to 2 px at least) until the `loops` of the digit stay open.
+
+    A pen too wide for a small loop fills it, turning an 8 or a 9 into a blob nobody could read.
+    """
+    drawing = draw(pen)
+    while pen > 2 and count_holes(drawing >= drawing.max() / 2, min_area=pen * pen / 4) < loops:
+        pen = max(2.0, pen * 0.8)
+        drawing = draw(pen)
+    return drawing
 
 
 def _smooth_edges(stroke: np.ndarray, pen: float) -> np.ndarray:
@@ -119,9 +140,11 @@ def _log_uniform(rng: np.random.Generator, low: float, high: float) -> float:
 # ---------------------------------------------------------------- phone photos
 
 
-def photo_of_digit(digit28: np.ndarray, rng: np.random.Generator) -> bytes:
-    """Render a uint8 (28, 28) ink=255 digit as a JPEG phone photo of ink on paper."""
-    height, width = frame_shape(rng)
+def photo_of_digit(
+    digit28: np.ndarray, rng: np.random.Generator, frame: tuple[int, int] | None = None
+) -> bytes:
+    """Render a uint8 (28, 28) ink=255 digit as a JPEG phone photo, `frame` (H, W) or a random size."""
+    height, width = frame if frame is not None else frame_shape(rng)
     digit_height = round(height * _log_uniform(rng, MIN_DIGIT_FRACTION + 0.01, 0.6))
     mask = stroke_mask(digit28, digit_height, rng, choose_pen(digit_height, rng))
     mask = rotate_mask(mask, rng.uniform(-12, 12))
@@ -330,10 +353,17 @@ def canvas_of_strokes(strokes: Sequence[np.ndarray], rng: np.random.Generator, s
         raise ValueError("No points to draw.")
     digit_size, pen = _digit_and_pen(size, rng)
     points = _fit_points(points, digit_size, pen, size, rng)
+    # Loops big enough to be meant (not a tablet's jitter) in a hairline drawing of the same path.
+    loops = count_holes(_draw_strokes(points, size, 2.0) > 0, min_area=64 * (size / 280) ** 2)
+    return _rgba(keep_loops(lambda p: _draw_strokes(points, size, p), pen, loops), rng)
+
+
+def _draw_strokes(points: list[np.ndarray], size: int, pen: float) -> np.ndarray:
+    """Draw every stroke on an empty (size, size) uint8 alpha channel."""
     alpha = np.zeros((size, size), dtype=np.uint8)
     for stroke in points:
         _draw_stroke(alpha, stroke, pen)
-    return _rgba(alpha, rng)
+    return alpha
 
 
 def canvas_of_digit(digit28: np.ndarray, rng: np.random.Generator, size: int = 280) -> np.ndarray:
@@ -355,7 +385,7 @@ def _smooth_stroke(stroke: np.ndarray) -> np.ndarray:
 def _digit_and_pen(size: int, rng: np.random.Generator) -> tuple[float, float]:
     """Pick a digit height and a pen width (8-25 px on a 280 pad) that a person could draw with."""
     digit_size = size * _log_uniform(rng, 0.25, 0.85)
-    pen = min(rng.uniform(8, 25) * size / 280, 0.22 * digit_size)
+    pen = min(rng.uniform(8, 25) * size / 280, 0.18 * digit_size)
     return digit_size, max(pen, 2.0)
 
 
