@@ -19,6 +19,7 @@ import pytest
 from playwright.sync_api import Locator, Page, expect, sync_playwright
 
 from mnist_bot.config import DEFAULT_MODEL
+from mnist_bot.feedback import FeedbackStore
 
 ROOT = Path(__file__).resolve().parent.parent
 # Read at import, before the isolation fixture clears the environment; handed to the kernel explicitly.
@@ -48,7 +49,7 @@ class Lab:
 
     url: str
     token: str
-    root: Path
+    db: Path
 
 
 def free_port() -> int:
@@ -111,7 +112,7 @@ def lab(tmp_path: Path) -> Iterator[Lab]:
     ]  # fmt: skip
     log = (tmp_path / "jupyterlab.log").open("wb")
     process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=root)
-    lab = Lab(f"http://127.0.0.1:{port}", token, root)
+    lab = Lab(f"http://127.0.0.1:{port}", token, tmp_path / "feedback.db")
     try:
         wait_until_up(lab, process)
         yield lab
@@ -141,45 +142,65 @@ def draw(page: Page, canvas: Locator, points: Sequence[tuple[float, float]]) -> 
     page.mouse.up()
 
 
-def test_draw_a_digit_in_jupyterlab_and_get_it_named_in_the_chat(lab: Lab) -> None:
+def open_demo(page: Page, lab: Lab) -> Locator:
+    """Open the demo notebook, run its widget cell as a user would, and return the pad's canvas."""
+    page.goto(f"{lab.url}/lab/tree/demo.ipynb?token={lab.token}")
+    page.locator(".jp-Notebook").first.wait_for()
+    # The kernel status item reads "Initializing" until the kernel is connected, then "Idle".
+    page.get_by_text("Python 3 (ipykernel) | Idle").wait_for()
+    page.locator(".jp-CodeCell .jp-InputArea-editor").first.click()
+    page.keyboard.press("Shift+Enter")
+    canvas = page.locator(".jp-OutputArea-output canvas").first
+    canvas.wait_for(state="visible")
+    expect(page.locator(".digitchat-hint").first).to_contain_text("Draw a digit")
+    return canvas
+
+
+def use_the_widget(page: Page, canvas: Locator) -> None:
+    """Draw two digits (Send button, then Enter), correct one answer, and draw in live mode."""
+    # The transcript lists the newest message first in the DOM (CSS shows it at the bottom).
+    answers = page.locator(".digitchat-answer")
+    draw(page, canvas, SEVEN)
+    page.locator(".widget-button", has_text="Send").first.click()
+    expect(answers.first).to_have_attribute("data-digit", "7")
+    expect(answers.first).to_contain_text("It's a 7")
+
+    draw(page, canvas, THREE)
+    page.keyboard.press("Enter")  # the pad has the focus after drawing
+    expect(answers).to_have_count(2)
+    expect(answers.first).to_have_attribute("data-digit", "3")
+    expect(answers.first).to_contain_text("It's a 3")
+
+    page.locator(".widget-button", has_text="Wrong?").first.click()
+    page.get_by_role("button", name="8", exact=True).click()
+    expect(page.locator(".digitchat-thanks").first).to_contain_text("saved this drawing as an 8")
+
+    page.locator(".widget-toggle-button", has_text="live").first.click()
+    draw(page, canvas, SEVEN)
+    expect(page.locator(".digitchat-live")).to_contain_text("live: It's a 7")
+
+
+def test_draw_digits_in_jupyterlab_and_get_them_named_in_the_chat(lab: Lab) -> None:
     assert MODEL.is_file(), f"the demo needs a model at {MODEL}: run `mnist-bot train --arch cnn` first"
     chromium = shutil.which("chromium")
     assert chromium, "install Debian's Chromium: apt-get install -y chromium"
     REPORTS.mkdir(exist_ok=True)
+    errors: list[str] = []
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
         page = browser.new_page(viewport={"width": 1280, "height": 1000})
         page.set_default_timeout(120_000)
-        errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         try:
-            page.goto(f"{lab.url}/lab/tree/demo.ipynb?token={lab.token}")
-            page.locator(".jp-Notebook").first.wait_for()
-            # The kernel status item reads "Initializing" until the kernel is connected, then "Idle".
-            page.get_by_text("Python 3 (ipykernel) | Idle").wait_for()
-            page.locator(".jp-CodeCell .jp-InputArea-editor").first.click()
-            page.keyboard.press("Shift+Enter")  # run the widget cell as a user would
-
-            canvas = page.locator(".jp-OutputArea-output canvas").first
-            canvas.wait_for(state="visible")
-            expect(page.locator(".digitchat-hint").first).to_contain_text("Draw a digit")
-            draw(page, canvas, SEVEN)
-            page.locator(".widget-button", has_text="Send").first.click()
-            # The transcript lists the newest message first in the DOM (CSS shows it at the bottom).
-            answers = page.locator(".digitchat-answer")
-            answers.first.wait_for()
-            expect(answers.first).to_have_attribute("data-digit", "7")
-            expect(answers.first).to_contain_text("It's a 7")
-
-            draw(page, canvas, THREE)
-            page.keyboard.press("Enter")  # the pad has the focus after drawing: Enter sends
-            expect(answers).to_have_count(2)
-            expect(answers.first).to_have_attribute("data-digit", "3")
-            expect(answers.first).to_contain_text("It's a 3")
-            page.screenshot(path=REPORTS / "widget_browser.png", full_page=True)
+            use_the_widget(page, open_demo(page, lab))
+            page.screenshot(path=REPORTS / "widget_browser.png")
         except Exception:
-            page.screenshot(path=REPORTS / "widget_browser_failure.png", full_page=True)
+            page.screenshot(path=REPORTS / "widget_browser_failure.png")
             raise
         finally:
             browser.close()
-    assert not [e for e in errors if "ipycanvas" in e or "widget" in e.lower()], errors
+
+    assert not errors, errors
+    with FeedbackStore(lab.db) as store:  # the correction went from the browser to the kernel's SQLite file
+        assert store.count() == 1
+        assert store.labelled()[1].tolist() == [8]

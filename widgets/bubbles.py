@@ -50,12 +50,17 @@ def bot_text(text: str, kind: str = "text") -> str:
     return _bubble(escape(text), "bot", colour, kind)
 
 
+def a_digit(digit: int) -> str:
+    """Return the digit with its article: "a 7", "an 8"."""
+    return f"an {digit}" if digit == 8 else f"a {digit}"
+
+
 def answer_text(prediction: Prediction) -> str:
     """Say what the digit is, or that the answer is a guess and what the runner-up is."""
     (best, p1), (second, p2) = prediction.ranked(2)
     if prediction.unsure:
-        return f"I'm not sure: maybe a {best} ({p1:.0%}), or else a {second} ({p2:.0%})."
-    return f"It's a {best} ({p1:.0%} sure)."
+        return f"I'm not sure: maybe {a_digit(best)} ({p1:.0%}), or else {a_digit(second)} ({p2:.0%})."
+    return f"It's {a_digit(best)} ({p1:.0%} sure)."
 
 
 def number_text(reading: NumberReading) -> str:

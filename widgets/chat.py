@@ -136,11 +136,11 @@ class DigitChat:
         )
         self.live_toggle = ToggleButton(value=False, description="live", icon="bolt", layout=small)
         self.upload = FileUpload(accept="image/*", multiple=False, description="photo", layout=small)
-        self.live_line = HTML(bubbles.live(None, ""))
+        self.live_line = HTML(bubbles.live(None, ""), layout=Layout(width="210px"))
         self.transcript = VBox(layout=_transcript_layout())
 
     def _layout(self) -> VBox:
-        """Put the transcript above the pad, the controls beside the pad."""
+        """Put the transcript above the pad, the controls and the live answer beside the pad."""
         controls = VBox(
             [
                 self.send_button,
@@ -149,11 +149,12 @@ class DigitChat:
                 self.live_toggle,
                 self.pen_slider,
                 self.upload,
+                self.live_line,  # beside the pad, so the live answer is in view while drawing
             ],
-            layout=Layout(gap="4px", margin="0 0 0 8px"),
+            layout=Layout(gap="4px", margin="0 0 0 8px", width="220px"),
         )
         pad_row = HBox([self.pad.canvas, controls], layout=Layout(align_items="flex-start"))
-        return VBox([self.transcript, pad_row, self.live_line], layout=Layout(max_width="560px", gap="6px"))
+        return VBox([self.transcript, pad_row], layout=Layout(max_width="560px", gap="6px"))
 
     def _wire(self) -> None:
         """Connect every event; each handler is guarded so no exception escapes into the notebook."""
@@ -264,7 +265,7 @@ class DigitChat:
         """Save the 28x28 the model saw with the user's label, in the same store as the bot."""
         self.feedback_store().add(prediction.input28, prediction.digit, label, self.user, "widget")
         row.children = (Label(f"you said: {label}"),)
-        self._say_bot(f"Thanks! I saved this drawing as a {label} so I can learn from it.", "thanks")
+        self._say_bot(f"Thanks! I saved this drawing as {bubbles.a_digit(label)} to learn from it.", "thanks")
 
     # ------------------------------------------------------------------ live mode
 
