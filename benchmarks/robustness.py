@@ -29,6 +29,7 @@ from PIL import Image
 from mnist_bot import NumberReading, Prediction, Recognizer, RecognizerError
 from mnist_bot import synthetic as syn
 from mnist_bot.data import load_mnist
+from mnist_bot.training.realistic import is_held_out_writer  # no TensorFlow behind this import
 
 SHARED = Path("/work/shared")
 DEFAULT_MNIST_DIR = SHARED / "mnist"
@@ -43,7 +44,7 @@ DESCRIPTIONS = {
     "mnist_pipeline": "MNIST test 28x28 as a grey image, full pipeline",
     "photo": "phone photos of MNIST test digits (JPEG)",
     "canvas": "MNIST test digits re-stroked on a 280x280 RGBA canvas",
-    "unipen": "real UNIPEN pen trajectories drawn on a 280x280 RGBA canvas",
+    "unipen": "real UNIPEN pen trajectories of held-out writers, 280x280 RGBA canvas",
     "semeion": "Semeion 16x16 scans, upscaled grey",
     "optdigits": "optdigits 32x32 scans, upscaled grey",
     "number": "photos of 2-10 digit numbers (whole number right)",
@@ -165,10 +166,15 @@ def load_sources(mnist_dir: Path | None, handwriting: Path) -> Sources:
     return Sources(
         mnist_x=test.images,
         mnist_y=test.labels,
-        unipen=syn.load_unipen(unipen) if unipen.is_file() else None,
+        unipen=held_out(syn.load_unipen(unipen)) if unipen.is_file() else None,
         semeion=syn.load_semeion(semeion) if semeion.is_file() else None,
         optdigits=optdigits,
     )
+
+
+def held_out(unipen: list[syn.UnipenSample]) -> list[syn.UnipenSample]:
+    """Keep only the UNIPEN writers that training never sees (training uses the other 80%)."""
+    return [sample for sample in unipen if is_held_out_writer(sample[2])]
 
 
 def samples(kind: str, sources: Sources, n: int, rng: np.random.Generator) -> Iterator[Sample]:
