@@ -89,8 +89,11 @@ def open_image(data: bytes) -> Image.Image:
     try:
         image = Image.open(io.BytesIO(data))
         _check_pixels(image.width, image.height)
+        original_side = max(image.size)
         image.draft("RGB", (WORK_SIDE, WORK_SIDE))  # JPEG decodes straight at a reduced scale
-        return ImageOps.exif_transpose(image) or image
+        image = ImageOps.exif_transpose(image) or image
+        image.info["original_side"] = original_side  # lets boxes map back to the file's pixels
+        return image
     except InvalidImageError:
         raise
     except Exception as exc:  # Pillow raises many types for broken or hostile files.
@@ -146,15 +149,28 @@ def validate_array(array: np.ndarray) -> np.ndarray:
 
 def load_image(source: ImageInput) -> np.ndarray:
     """Turn any supported input into a uint8 grey, RGB or RGBA array."""
+    return load_image_scaled(source)[0]
+
+
+def _decoded(data: bytes) -> tuple[np.ndarray, float]:
+    """Decode bytes; the scale says how much JPEG draft decoding shrank the image."""
+    image = open_image(data)
+    array = pil_to_array(image)
+    original = int(image.info.get("original_side", max(array.shape[:2])))
+    return array, max(array.shape[:2]) / original
+
+
+def load_image_scaled(source: ImageInput) -> tuple[np.ndarray, float]:
+    """Load any input as an array, with its scale relative to the input's own pixels."""
     if isinstance(source, np.ndarray):
-        return validate_array(source)
+        return validate_array(source), 1.0
     if isinstance(source, Image.Image):
         _check_pixels(source.width, source.height)
-        return pil_to_array(source)
+        return pil_to_array(source), 1.0
     if isinstance(source, bytes | bytearray | memoryview):
-        return pil_to_array(open_image(bytes(source)))
+        return _decoded(bytes(source))
     if isinstance(source, str | os.PathLike):
-        return pil_to_array(open_image(_read_path(source)))
+        return _decoded(_read_path(source))
     raise InvalidImageError(f"Cannot read an image from a {type(source).__name__}.")
 
 
@@ -214,7 +230,7 @@ def flatten_background(ink: np.ndarray) -> np.ndarray:
     The background is a morphological opening a few pen widths wide, so strokes vanish from it
     while a shadow wider than that stays in it; the result is contrast relative to the paper.
     """
-    side = int(np.clip(4 * _ridge_width(ink), 15, max(15, min(ink.shape) // 4))) | 1
+    side = int(np.clip(6 * _ridge_width(ink), 31, max(31, min(ink.shape) // 3))) | 1
     kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (side, side))
     background = cv2.blur(cv2.morphologyEx(ink, cv2.MORPH_OPEN, kernel), (side, side)).astype(np.float32)
     background = np.minimum(background, ink.astype(np.float32))
@@ -331,7 +347,8 @@ def union_box(parts: list[Component]) -> Box:
 def looks_like_digit(parts: list[Component], box: Box) -> bool:
     """Reject shapes no digit has: very wide, a filled blob, or too tiny to read."""
     fill = sum(c.area for c in parts) / max(1, box.w * box.h)
-    return box.w <= 1.6 * box.h and fill < 0.62 and box.h >= 6 and len(parts) <= 4
+    slender = box.h >= 2.5 * box.w  # a "1" fills its narrow box, yet is a digit
+    return box.w <= 1.6 * box.h and (fill < 0.62 or slender) and box.h >= 6 and len(parts) <= 4
 
 
 def stroke_width(mask: np.ndarray) -> float:
@@ -410,13 +427,14 @@ def prepare_parts(labels: np.ndarray, parts: list[Component], scale: float) -> P
 
 def find_ink(image: ImageInput) -> tuple[np.ndarray, list[Component], float]:
     """Decode, clean and label the ink of an image: labels, blobs and working scale."""
-    ink = ink_image(load_image(image))
+    array, decode_scale = load_image_scaled(image)
+    ink = ink_image(array)
     mask = remove_rule_lines(ink_mask(ink.ink))
     min_area = max(12, int(mask.size * 2e-5))
     labels, found = components(mask, min_area)
     if not found:
         raise EmptyImageError(EMPTY_MESSAGE)
-    return labels, found, ink.scale
+    return labels, found, ink.scale * decode_scale
 
 
 def prepare_digit(image: ImageInput) -> PreparedDigit:

@@ -108,9 +108,9 @@ def test_real_model_reads_a_number(recognizer: Recognizer, mnist) -> None:
 def test_real_model_is_confident_on_clean_digits_and_unsure_on_scribbles(recognizer: Recognizer, mnist) -> None:
     clean = recognizer.predict_batch(list(mnist.test.images[:100]))
     assert np.mean([not p.unsure for p in clean]) >= 0.9
-    scribble = np.zeros((200, 200), np.uint8)
-    scribble[20:180, 20:180] = 255  # a filled square is not a digit
-    assert recognizer.predict(scribble).unsure
+    dash = np.zeros((200, 200), np.uint8)
+    dash[90:110, 25:175] = 255  # a long dash is no digit: far wider than tall
+    assert recognizer.predict(dash).unsure
 
 
 @pytest.mark.slow
