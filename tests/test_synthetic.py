@@ -92,6 +92,12 @@ def test_place_keeps_the_whole_mask_inside_the_frame() -> None:
         assert frame.sum() == pytest.approx(1500)
 
 
+def test_place_keeps_ink_away_from_the_frame_edges() -> None:
+    for seed in range(30):
+        x, y, w, h = ink_box(syn.place(np.ones((40, 40), dtype=np.float32), (480, 640), rng(seed)) > 0)
+        assert x >= 0.06 * 640 and y >= 0.06 * 480 and x + w <= 0.94 * 640 and y + h <= 0.94 * 480
+
+
 def test_place_shrinks_a_mask_larger_than_the_frame() -> None:
     frame = syn.place(np.ones((300, 100), dtype=np.float32), (100, 100), rng())
     _, _, _, h = ink_box(frame > 0.5)
