@@ -66,12 +66,34 @@ def _extra_parser(sub: Any) -> None:
     p.add_argument("--mnist-dir", type=Path, help="MNIST folder (default: $MNIST_DIR)")
 
 
+def _bot_parser(sub: Any) -> None:
+    """Add `mnist-bot bot`."""
+    p = sub.add_parser("bot", help="run the Telegram bot: long polling, or a webhook server with --webhook")
+    p.add_argument("--webhook", metavar="URL", help="public HTTPS URL Telegram posts updates to")
+    p.add_argument("--port", type=int, default=8443, help="webhook server port (default: 8443)")
+    p.add_argument("--path", help="URL path the webhook server answers (default: the path of URL)")
+    p.add_argument("--secret", help="webhook secret token (default: a random one per run)")
+    p.add_argument("--listen", default="0.0.0.0", help="webhook server address (default: 0.0.0.0)")
+
+
+def _feedback_parser(sub: Any) -> None:
+    """Add `mnist-bot feedback export|stats`."""
+    p = sub.add_parser("feedback", help="corrections collected by the bot and the widget")
+    actions = p.add_subparsers(dest="action", required=True)
+    export = actions.add_parser("export", help="write labelled corrections as .npz for `train --extra-data`")
+    export.add_argument("out", type=Path)
+    stats = actions.add_parser("stats", help="count corrections by source and label")
+    stats.add_argument("--json", action="store_true", help="print one JSON object")
+    for action in (export, stats):
+        action.add_argument("--db", type=Path, help="SQLite file (default: $MNIST_BOT_DB)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser with every subcommand."""
     parser = argparse.ArgumentParser(prog="mnist-bot", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_train_parser, _evaluate_parser, _predict_parser, _extra_parser):
+    for add in (_train_parser, _evaluate_parser, _predict_parser, _extra_parser, _bot_parser, _feedback_parser):
         add(sub)
     return parser
 
@@ -171,7 +193,39 @@ def cmd_make_extra(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"make-extra": cmd_make_extra, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict}
+def cmd_bot(args: argparse.Namespace) -> int:
+    """Run the Telegram bot until SIGINT/SIGTERM."""
+    from mnist_bot.bot import run_bot
+    from mnist_bot.config import load_settings
+
+    logging.getLogger().setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    run_bot(load_settings(), webhook_url=args.webhook, port=args.port, path=args.path,
+            secret=args.secret, listen=args.listen)
+    return 0
+
+
+def cmd_feedback(args: argparse.Namespace) -> int:
+    """Export or summarise the stored corrections."""
+    from mnist_bot.config import load_settings
+    from mnist_bot.errors import ConfigError
+    from mnist_bot.feedback import FeedbackStore
+
+    db = args.db or load_settings().db_path
+    if not db.is_file():
+        raise ConfigError(f"No feedback database at {db}; set MNIST_BOT_DB or pass --db.")
+    with FeedbackStore(db) as store:
+        if args.action == "export":
+            print(f"wrote {store.export(args.out)} labelled digits to {args.out}")
+            return 0
+        stats = store.stats()
+    print(json.dumps(stats) if args.json else "\n".join(f"{key}: {value}" for key, value in stats.items()))
+    return 0
+
+
+COMMANDS = {
+    "make-extra": cmd_make_extra, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
+    "bot": cmd_bot, "feedback": cmd_feedback,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
