@@ -26,11 +26,20 @@ def _train_parser(sub: Any) -> None:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--validation-split", type=float, default=0.1)
     p.add_argument("--limit", type=int, help="train on N images only (smoke runs)")
-    p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
-                   help="train-time augmentation (default: on for the cnn only)")
+    p.add_argument(
+        "--augment",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="train-time augmentation (default: on for the cnn only)",
+    )
     p.add_argument("--learning-rate", type=float)
-    p.add_argument("--extra-data", type=Path, action="append", default=[],
-                   help=".npz with x (N,28,28) uint8 and y (N,), e.g. `mnist-bot feedback export`")
+    p.add_argument(
+        "--extra-data",
+        type=Path,
+        action="append",
+        default=[],
+        help=".npz with x (N,28,28) uint8 and y (N,), e.g. `mnist-bot feedback export`",
+    )
     p.add_argument("--out", type=Path, default=Path("models"), help="output folder (default: models)")
     p.add_argument("--name", help="file stem (default: the architecture)")
     p.add_argument("--mnist-dir", type=Path, help="MNIST folder (default: $MNIST_DIR)")
@@ -93,7 +102,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mnist-bot", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_train_parser, _evaluate_parser, _predict_parser, _extra_parser, _bot_parser, _feedback_parser):
+    for add in (
+        _train_parser,
+        _evaluate_parser,
+        _predict_parser,
+        _extra_parser,
+        _bot_parser,
+        _feedback_parser,
+    ):
         add(sub)
     return parser
 
@@ -104,15 +120,25 @@ def cmd_train(args: argparse.Namespace) -> int:
     from mnist_bot.training.train import TrainConfig, train_model
 
     cfg = TrainConfig(
-        arch=args.arch, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
-        validation_split=args.validation_split, limit=args.limit, augment=args.augment,
-        learning_rate=args.learning_rate, extra_data=tuple(args.extra_data), out_dir=args.out,
-        name=args.name, command=" ".join(["mnist-bot", *args.argv]),
+        arch=args.arch,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        validation_split=args.validation_split,
+        limit=args.limit,
+        augment=args.augment,
+        learning_rate=args.learning_rate,
+        extra_data=tuple(args.extra_data),
+        out_dir=args.out,
+        name=args.name,
+        command=" ".join(["mnist-bot", *args.argv]),
     )
     result = train_model(cfg, load_mnist(args.mnist_dir))
     meta = result.metadata
-    print(f"{meta['name']}: test accuracy {meta['test_accuracy']:.4f}, "
-          f"{meta['parameters']:,} parameters, trained in {meta['training_seconds']:.0f} s")
+    print(
+        f"{meta['name']}: test accuracy {meta['test_accuracy']:.4f}, "
+        f"{meta['parameters']:,} parameters, trained in {meta['training_seconds']:.0f} s"
+    )
     print(f"wrote {result.keras_path}, {result.tflite_path}, {result.metadata_path}")
     return 0
 
@@ -151,8 +177,13 @@ def _predict_one(recognizer: Any, path: Path, number: bool) -> dict[str, Any]:
     try:
         if number:
             reading = recognizer.read_number(path)
-            return {"path": str(path), "text": reading.text, "unsure": reading.unsure,
-                    "confidence": round(reading.confidence, 6), "digits": [p.as_dict() for p in reading.digits]}
+            return {
+                "path": str(path),
+                "text": reading.text,
+                "unsure": reading.unsure,
+                "confidence": round(reading.confidence, 6),
+                "digits": [p.as_dict() for p in reading.digits],
+            }
         return {"path": str(path), **recognizer.predict(path).as_dict()}
     except RecognizerError as exc:
         return {"path": str(path), "error": str(exc)}
@@ -186,8 +217,14 @@ def cmd_make_extra(args: argparse.Namespace) -> int:
 
     mnist = load_mnist(args.mnist_dir)
     handwriting = args.handwriting_dir or Path(mnist.source).parent / "handwriting"
-    extra = build_extra(mnist.train, handwriting if handwriting.is_dir() else None, args.photos,
-                        args.canvases, args.unipen_renders, args.seed)
+    extra = build_extra(
+        mnist.train,
+        handwriting if handwriting.is_dir() else None,
+        args.photos,
+        args.canvases,
+        args.unipen_renders,
+        args.seed,
+    )
     save_extra(extra, args.out)
     print(f"wrote {len(extra.labels)} digits to {args.out}")
     return 0
@@ -199,8 +236,14 @@ def cmd_bot(args: argparse.Namespace) -> int:
     from mnist_bot.config import load_settings
 
     logging.getLogger().setLevel(logging.DEBUG if args.verbose else logging.INFO)
-    run_bot(load_settings(), webhook_url=args.webhook, port=args.port, path=args.path,
-            secret=args.secret, listen=args.listen)
+    run_bot(
+        load_settings(),
+        webhook_url=args.webhook,
+        port=args.port,
+        path=args.path,
+        secret=args.secret,
+        listen=args.listen,
+    )
     return 0
 
 
@@ -223,8 +266,12 @@ def cmd_feedback(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {
-    "make-extra": cmd_make_extra, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
-    "bot": cmd_bot, "feedback": cmd_feedback,
+    "make-extra": cmd_make_extra,
+    "train": cmd_train,
+    "evaluate": cmd_evaluate,
+    "predict": cmd_predict,
+    "bot": cmd_bot,
+    "feedback": cmd_feedback,
 }
 
 
@@ -233,8 +280,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     args.argv = argv  # recorded in model metadata: the real arguments, also when called as main([...])
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     try:
         return COMMANDS[args.command](args)
     except RecognizerError as exc:

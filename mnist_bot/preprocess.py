@@ -91,9 +91,9 @@ def open_image(data: bytes) -> Image.Image:
         _check_pixels(image.width, image.height)
         original_side = max(image.size)
         image.draft("RGB", (WORK_SIDE, WORK_SIDE))  # JPEG decodes straight at a reduced scale
-        image = ImageOps.exif_transpose(image) or image
-        image.info["original_side"] = original_side  # lets boxes map back to the file's pixels
-        return image
+        upright: Image.Image = ImageOps.exif_transpose(image) or image
+        upright.info["original_side"] = original_side  # lets boxes map back to the file's pixels
+        return upright
     except InvalidImageError:
         raise
     except Exception as exc:  # Pillow raises many types for broken or hostile files.
@@ -140,7 +140,9 @@ def validate_array(array: np.ndarray) -> np.ndarray:
     if array.ndim == 3 and array.shape[2] == 1:
         array = array[:, :, 0]
     if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (3, 4)):
-        raise InvalidImageError(f"The image array has shape {array.shape}; expected (H, W), (H, W, 3) or (H, W, 4).")
+        raise InvalidImageError(
+            f"The image array has shape {array.shape}; expected (H, W), (H, W, 3) or (H, W, 4)."
+        )
     _check_pixels(array.shape[1], array.shape[0])
     if array.dtype == np.uint8:
         return array
@@ -185,7 +187,7 @@ def to_grey(image: np.ndarray) -> tuple[np.ndarray, bool]:
         return image, False
     if image.shape[2] == 4 and is_transparent_drawing(image):
         return image[:, :, 3], True
-    rgb = image[:, :, :3].astype(np.float32)
+    rgb: np.ndarray = image[:, :, :3].astype(np.float32)
     if image.shape[2] == 4:  # flatten semi-transparent images onto white paper
         alpha = image[:, :, 3:4].astype(np.float32) / 255
         rgb = rgb * alpha + 255 * (1 - alpha)
@@ -269,9 +271,9 @@ def remove_rule_lines(mask: np.ndarray) -> np.ndarray:
     if not lines.any():
         return mask
     cleaned = mask & ~lines
-    # Re-bridge digit strokes that crossed a line: keep line pixels with ink on both sides.
-    bridge_kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (3, 7)) & 1
-    bridged = cv2.morphologyEx(cleaned, cv2.MORPH_CLOSE, np.ones((7, 7), np.uint8)) & lines & bridge_kernel.max()
+    # Re-bridge strokes that crossed a line: line pixels with ink just above and below come back.
+    vertical = cv2.getStructuringElement(cv2.MORPH_RECT, (1, 7))
+    bridged = cv2.morphologyEx(cleaned, cv2.MORPH_CLOSE, vertical) & lines
     return (cleaned | bridged).astype(np.uint8)
 
 
@@ -315,7 +317,7 @@ def components(mask: np.ndarray, min_area: int = 12) -> tuple[np.ndarray, list[C
     """Label connected ink blobs, dropping specks of noise."""
     count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     found = [
-        Component(i, *(int(v) for v in stats[i, :4]), int(stats[i, cv2.CC_STAT_AREA]))
+        Component(i, *(int(v) for v in stats[i, :4]), area=int(stats[i, cv2.CC_STAT_AREA]))  # type: ignore[misc]
         for i in range(1, count)
         if stats[i, cv2.CC_STAT_AREA] >= min_area
     ]
@@ -334,7 +336,9 @@ def select_digit(found: list[Component], shape: tuple[int, ...]) -> list[Compone
     inside = [c for c in found if not _touches_border(c, shape)] or found
     main = max(inside, key=lambda c: c.area)
     reach = max(3, int(0.25 * max(main.h, main.w)))
-    return [main] + [c for c in found if c is not main and c.area >= 0.04 * main.area and main.gap_to(c) <= reach]
+    return [main] + [
+        c for c in found if c is not main and c.area >= 0.04 * main.area and main.gap_to(c) <= reach
+    ]
 
 
 def union_box(parts: list[Component]) -> Box:
@@ -391,8 +395,8 @@ def centre_by_mass(image28: np.ndarray) -> np.ndarray:
         return image28
     rows, cols = np.indices(image28.shape)
     cy, cx = float((rows * image28).sum() / total), float((cols * image28).sum() / total)
-    shift = np.float32([[1, 0, CENTRE - cx], [0, 1, CENTRE - cy]])
-    return cv2.warpAffine(image28, shift, (SIZE, SIZE), flags=cv2.INTER_LINEAR, borderValue=0)
+    shift = np.array([[1, 0, CENTRE - cx], [0, 1, CENTRE - cy]], dtype=np.float32)
+    return np.asarray(cv2.warpAffine(image28, shift, (SIZE, SIZE), flags=cv2.INTER_LINEAR, borderValue=0))
 
 
 def render28(mask: np.ndarray) -> np.ndarray:

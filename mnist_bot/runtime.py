@@ -40,7 +40,9 @@ class LiteRtRuntime:
         try:
             self._interpreter = Interpreter(model_path=str(path), num_threads=1)
         except (ValueError, RuntimeError) as exc:
-            raise ModelLoadError(f"Cannot load the model file {path.name}: it is not a valid .tflite model.") from exc
+            raise ModelLoadError(
+                f"Cannot load the model file {path.name}: it is not a valid .tflite model."
+            ) from exc
         self._input = self._interpreter.get_input_details()[0]
         self._output = self._interpreter.get_output_details()[0]
         self._batch = 0
@@ -112,7 +114,9 @@ def _ink_fraction_scores(image: np.ndarray) -> np.ndarray:
 def load_runtime(path: Path) -> Runtime:
     """Pick the runtime for a model file: LiteRT for `.tflite`, Keras for `.keras`."""
     if not path.is_file():
-        raise ModelLoadError(f"No model file at {path}. Train one with `mnist-bot train` or set MNIST_BOT_MODEL.")
+        raise ModelLoadError(
+            f"No model file at {path}. Train one with `mnist-bot train` or set MNIST_BOT_MODEL."
+        )
     if path.suffix == ".tflite":
         return _tflite_or_keras(path)
     if path.suffix in {".keras", ".h5"}:

@@ -17,10 +17,17 @@ from mnist_bot.recognizer import Recognizer
 from mnist_bot.runtime import FakeRuntime
 
 # Captured before any test runs: the isolation fixture removes it from the environment.
-ORIGINAL_MNIST_DIR = os.environ.get("MNIST_DIR") or str(Path(__file__).resolve().parents[2] / "shared" / "mnist")
+ORIGINAL_MNIST_DIR = os.environ.get("MNIST_DIR") or str(
+    Path(__file__).resolve().parents[2] / "shared" / "mnist"
+)
 OUR_VARIABLES = (
-    "MNIST_DIR", "MNIST_BOT_MODEL", "MNIST_BOT_DB", "TELEGRAM_BOT_TOKEN", "TELEGRAM_API_BASE_URL",
-    "MNIST_BOT_ALLOWED_USERS", "MNIST_BOT_RATE_LIMIT",
+    "MNIST_DIR",
+    "MNIST_BOT_MODEL",
+    "MNIST_BOT_DB",
+    "TELEGRAM_BOT_TOKEN",
+    "TELEGRAM_API_BASE_URL",
+    "MNIST_BOT_ALLOWED_USERS",
+    "MNIST_BOT_RATE_LIMIT",
 )
 
 
@@ -66,8 +73,15 @@ STROKES = {
 }
 
 
-def draw_digit(digit: int = 7, size: int = 100, width: int = 8, ink: int = 0, paper: int = 255,
-               offset: tuple[int, int] = (0, 0), scale: float = 1.0) -> Image.Image:
+def draw_digit(
+    digit: int = 7,
+    size: int = 100,
+    width: int = 8,
+    ink: int = 0,
+    paper: int = 255,
+    offset: tuple[int, int] = (0, 0),
+    scale: float = 1.0,
+) -> Image.Image:
     """Draw a simple digit with Pillow as a grey image (dark ink on light paper by default)."""
     image = Image.new("L", (size, size), paper)
     pen = ImageDraw.Draw(image)

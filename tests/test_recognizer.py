@@ -10,7 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mnist_bot import EmptyImageError, InvalidImageError, ModelLoadError, NumberReading, Prediction, Recognizer
+from mnist_bot import (
+    EmptyImageError,
+    InvalidImageError,
+    ModelLoadError,
+    NumberReading,
+    Prediction,
+    Recognizer,
+)
 from mnist_bot.recognizer import is_unsure
 from mnist_bot.runtime import FakeRuntime
 from tests.conftest import draw_digit, encode, mnist_photo
@@ -105,7 +112,9 @@ def test_real_model_reads_a_number(recognizer: Recognizer, mnist) -> None:
 
 
 @pytest.mark.slow
-def test_real_model_is_confident_on_clean_digits_and_unsure_on_scribbles(recognizer: Recognizer, mnist) -> None:
+def test_real_model_is_confident_on_clean_digits_and_unsure_on_scribbles(
+    recognizer: Recognizer, mnist
+) -> None:
     clean = recognizer.predict_batch(list(mnist.test.images[:100]))
     assert np.mean([not p.unsure for p in clean]) >= 0.9
     dash = np.zeros((200, 200), np.uint8)
@@ -123,7 +132,9 @@ def test_serving_never_imports_tensorflow_or_front_ends(tmp_path: Path) -> None:
         "  'modules': sorted(m for m in sys.modules if m.split('.')[0] in\n"
         "  {'tensorflow', 'keras', 'telegram', 'ipywidgets', 'ipycanvas'})}))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path
+    )
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["runtime"] == "litert"
     assert result["modules"] == []

@@ -48,7 +48,10 @@ class Evaluation:
         matrix = self.confusion.astype(np.float64)
         precision = np.diag(matrix) / np.maximum(matrix.sum(axis=0), 1)
         recall = np.diag(matrix) / np.maximum(matrix.sum(axis=1), 1)
-        return {"precision": [round(float(p), 5) for p in precision], "recall": [round(float(r), 5) for r in recall]}
+        return {
+            "precision": [round(float(p), 5) for p in precision],
+            "recall": [round(float(r), 5) for r in recall],
+        }
 
     def misclassified(self) -> np.ndarray:
         """Return indices of wrong answers, most confident mistakes first."""
@@ -58,9 +61,13 @@ class Evaluation:
     def as_dict(self) -> dict[str, Any]:
         """Return the metrics as JSON-friendly values."""
         return {
-            "model": self.model, "accuracy": round(self.accuracy, 5), "loss": round(self.loss, 5),
-            "n": len(self.labels), "errors": int((self.predicted != self.labels).sum()),
-            **self.per_class(), "confusion": self.confusion.tolist(),
+            "model": self.model,
+            "accuracy": round(self.accuracy, 5),
+            "loss": round(self.loss, 5),
+            "n": len(self.labels),
+            "errors": int((self.predicted != self.labels).sum()),
+            **self.per_class(),
+            "confusion": self.confusion.tolist(),
         }
 
 
@@ -76,14 +83,21 @@ def evaluate(recognizer: Recognizer, test: Split, model_name: str, batch_size: i
 def format_report(evaluation: Evaluation) -> str:
     """Render accuracy, per-class precision/recall and the confusion matrix as text."""
     per_class = evaluation.per_class()
+    errors = int((evaluation.predicted != evaluation.labels).sum())
     lines = [
-        f"model {evaluation.model}: accuracy {evaluation.accuracy:.4%} on {len(evaluation.labels)} test images, "
-        f"loss {evaluation.loss:.4f}, {int((evaluation.predicted != evaluation.labels).sum())} errors",
+        f"model {evaluation.model}: accuracy {evaluation.accuracy:.4%} on {len(evaluation.labels)} "
+        f"test images, loss {evaluation.loss:.4f}, {errors} errors",
         "",
         "digit  precision  recall",
     ]
-    lines += [f"  {d}      {p:.4f}   {r:.4f}" for d, (p, r) in enumerate(zip(*per_class.values(), strict=True))]
-    lines += ["", "confusion (rows: true digit, columns: predicted)", "     " + "".join(f"{d:>6}" for d in range(10))]
+    lines += [
+        f"  {d}      {p:.4f}   {r:.4f}" for d, (p, r) in enumerate(zip(*per_class.values(), strict=True))
+    ]
+    lines += [
+        "",
+        "confusion (rows: true digit, columns: predicted)",
+        "     " + "".join(f"{d:>6}" for d in range(10)),
+    ]
     lines += [f"  {d}  " + "".join(f"{v:>6}" for v in row) for d, row in enumerate(evaluation.confusion)]
     return "\n".join(lines)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from functools import partial
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -48,26 +49,32 @@ def _prepared(items: Iterable[tuple[int, Callable[[], object]]]) -> Split:
 def unipen_canvases(handwriting_dir: Path, renders: int, rng: np.random.Generator) -> Split:
     """Draw each training writer's UNIPEN digits `renders` times as canvas drawings."""
     samples = [s for s in syn.load_unipen(handwriting_dir / UNIPEN_FILE) if not is_held_out_writer(s[2])]
-    items = [(label, lambda s=strokes: syn.canvas_of_strokes(s, rng)) for label, strokes, _ in samples] * renders
+    items = [
+        (label, lambda s=strokes: syn.canvas_of_strokes(s, rng)) for label, strokes, _ in samples
+    ] * renders
     return _prepared(items)
 
 
 def mnist_photos(train: Split, count: int, rng: np.random.Generator) -> Split:
     """Photograph `count` random MNIST training digits with the synthetic phone camera."""
     picks = rng.choice(len(train.images), size=count, replace=False)
-    items = [(int(train.labels[i]), lambda i=i: syn.photo_of_digit(train.images[i], rng, frame=(640, 480)))
-             for i in picks]
-    return _prepared(items)
+    return _prepared(
+        (int(train.labels[i]), partial(syn.photo_of_digit, train.images[i], rng, frame=(640, 480)))
+        for i in picks
+    )
 
 
 def mnist_canvases(train: Split, count: int, rng: np.random.Generator) -> Split:
     """Re-stroke `count` random MNIST training digits as canvas drawings of varied pens."""
     picks = rng.choice(len(train.images), size=count, replace=False)
-    return _prepared([(int(train.labels[i]), lambda i=i: syn.canvas_of_digit(train.images[i], rng)) for i in picks])
+    return _prepared(
+        (int(train.labels[i]), partial(syn.canvas_of_digit, train.images[i], rng)) for i in picks
+    )
 
 
-def build_extra(train: Split, handwriting_dir: Path | None, photos: int, canvases: int, unipen_renders: int,
-                seed: int) -> Split:
+def build_extra(
+    train: Split, handwriting_dir: Path | None, photos: int, canvases: int, unipen_renders: int, seed: int
+) -> Split:
     """Build the extra training set and return it as one Split."""
     rng = np.random.default_rng(seed)
     parts = [mnist_photos(train, photos, rng), mnist_canvases(train, canvases, rng)]

@@ -9,10 +9,10 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")  # files only; no display on servers
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from mnist_bot.training.evaluate import Evaluation  # noqa: E402
+from mnist_bot.training.evaluate import Evaluation
 
 
 def plot_confusion(evaluation: Evaluation, path: Path) -> None:
@@ -21,10 +21,22 @@ def plot_confusion(evaluation: Evaluation, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(7, 6))
     image = ax.imshow(np.log1p(matrix), cmap="Blues")
     for (row, col), value in np.ndenumerate(matrix):
-        ax.text(col, row, str(value), ha="center", va="center", fontsize=7,
-                color="white" if value > matrix.max() / 3 else "black")
-    ax.set(xticks=range(10), yticks=range(10), xlabel="predicted", ylabel="true",
-           title=f"{evaluation.model}: accuracy {evaluation.accuracy:.2%}")
+        ax.text(
+            col,
+            row,
+            str(value),
+            ha="center",
+            va="center",
+            fontsize=7,
+            color="white" if value > matrix.max() / 3 else "black",
+        )
+    ax.set(
+        xticks=range(10),
+        yticks=range(10),
+        xlabel="predicted",
+        ylabel="true",
+        title=f"{evaluation.model}: accuracy {evaluation.accuracy:.2%}",
+    )
     fig.colorbar(image, ax=ax, label="log(1 + count)")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -61,15 +73,20 @@ def plot_misclassified(evaluation: Evaluation, images: np.ndarray, path: Path, l
     for ax, index in zip(np.atleast_1d(axes).ravel(), wrong, strict=False):
         predicted = int(evaluation.predicted[index])
         ax.imshow(images[index], cmap="gray")
-        ax.set_title(f"true {evaluation.labels[index]} → {predicted}\n"
-                     f"{evaluation.probabilities[index, predicted]:.0%}", fontsize=8)
+        ax.set_title(
+            f"true {evaluation.labels[index]} → {predicted}\n"
+            f"{evaluation.probabilities[index, predicted]:.0%}",
+            fontsize=8,
+        )
     fig.suptitle(f"{evaluation.model}: {len(evaluation.misclassified())} misclassified test digits")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
 
-def write_report(evaluation: Evaluation, images: np.ndarray, metadata: dict[str, Any], folder: Path) -> list[Path]:
+def write_report(
+    evaluation: Evaluation, images: np.ndarray, metadata: dict[str, Any], folder: Path
+) -> list[Path]:
     """Write every plot and metrics.json into `folder`; return the files written."""
     folder.mkdir(parents=True, exist_ok=True)
     written = [folder / "confusion_matrix.png", folder / "misclassified.png"]

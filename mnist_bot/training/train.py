@@ -131,21 +131,41 @@ def tflite_agreement(model: keras.Model, tflite_path: Path, images: np.ndarray) 
 
 def _versions() -> dict[str, str]:
     """Record the library versions that produced a model."""
-    return {"python": platform.python_version(), "tensorflow": tf.__version__,
-            "keras": keras.__version__, "numpy": np.__version__}
+    return {
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "numpy": np.__version__,
+    }
 
 
-def _metadata(cfg: TrainConfig, model: keras.Model, mnist: Mnist, history: dict[str, list[float]],
-              seconds: float, epochs: int) -> dict[str, Any]:
+def _metadata(
+    cfg: TrainConfig,
+    model: keras.Model,
+    mnist: Mnist,
+    history: dict[str, list[float]],
+    seconds: float,
+    epochs: int,
+) -> dict[str, Any]:
     """Describe a run so that anyone can tell how a model file was made."""
     return {
-        "name": cfg.model_name, "architecture": cfg.arch, "parameters": int(model.count_params()),
-        "command": cfg.command, "epochs": epochs, "batch_size": cfg.batch_size, "seed": cfg.seed,
-        "validation_split": cfg.validation_split, "limit": cfg.limit, "augment": _augment(cfg),
-        "extra_data": [str(p) for p in cfg.extra_data], "data_source": mnist.source,
-        "data_sha256": mnist.checksums, "versions": _versions(),
+        "name": cfg.model_name,
+        "architecture": cfg.arch,
+        "parameters": int(model.count_params()),
+        "command": cfg.command,
+        "epochs": epochs,
+        "batch_size": cfg.batch_size,
+        "seed": cfg.seed,
+        "validation_split": cfg.validation_split,
+        "limit": cfg.limit,
+        "augment": _augment(cfg),
+        "extra_data": [str(p) for p in cfg.extra_data],
+        "data_source": mnist.source,
+        "data_sha256": mnist.checksums,
+        "versions": _versions(),
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "training_seconds": round(seconds, 1), "machine": f"{platform.machine()}, {_cpu_count()} CPU cores",
+        "training_seconds": round(seconds, 1),
+        "machine": f"{platform.machine()}, {_cpu_count()} CPU cores",
         "history": {key: [round(float(v), 5) for v in values] for key, values in history.items()},
     }
 
@@ -167,8 +187,12 @@ def _test_metrics(model: keras.Model, mnist: Mnist, tflite_path: Path) -> dict[s
     x = mnist.test.images[..., np.newaxis].astype(np.float32) / 255.0
     loss, accuracy = model.evaluate(x, mnist.test.labels, batch_size=1000, verbose=0)
     agreement = tflite_agreement(model, tflite_path, mnist.test.images)
-    return {"test_accuracy": round(float(accuracy), 5), "test_loss": round(float(loss), 5),
-            "test_n": len(mnist.test.labels), "tflite_agreement": round(agreement, 5)}
+    return {
+        "test_accuracy": round(float(accuracy), 5),
+        "test_loss": round(float(loss), 5),
+        "test_n": len(mnist.test.labels),
+        "tflite_agreement": round(agreement, 5),
+    }
 
 
 def train_model(cfg: TrainConfig, mnist: Mnist | None = None, verbose: int | str = "auto") -> TrainResult:
@@ -187,15 +211,23 @@ def train_model(cfg: TrainConfig, mnist: Mnist | None = None, verbose: int | str
     return _save(cfg, model, mnist, history.history, seconds, epochs)
 
 
-def _save(cfg: TrainConfig, model: keras.Model, mnist: Mnist, history: dict[str, list[float]],
-          seconds: float, epochs: int) -> TrainResult:
+def _save(
+    cfg: TrainConfig,
+    model: keras.Model,
+    mnist: Mnist,
+    history: dict[str, list[float]],
+    seconds: float,
+    epochs: int,
+) -> TrainResult:
     """Write the model files and metadata."""
     cfg.out_dir.mkdir(parents=True, exist_ok=True)
     stem = cfg.out_dir / cfg.model_name
     keras_path, tflite_path, meta_path = (stem.with_suffix(s) for s in (".keras", ".tflite", ".json"))
     model.save(keras_path)
     convert_to_tflite(model, tflite_path)
-    metadata = _metadata(cfg, model, mnist, history, seconds, epochs) | _test_metrics(model, mnist, tflite_path)
+    metadata = _metadata(cfg, model, mnist, history, seconds, epochs) | _test_metrics(
+        model, mnist, tflite_path
+    )
     meta_path.write_text(json.dumps(metadata, indent=2) + "\n")
     log.info("Wrote %s, %s and %s", keras_path, tflite_path, meta_path)
     return TrainResult(keras_path, tflite_path, meta_path, metadata)
