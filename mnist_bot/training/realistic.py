@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from functools import partial
 from collections.abc import Callable, Iterable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -49,10 +49,8 @@ def _prepared(items: Iterable[tuple[int, Callable[[], object]]]) -> Split:
 def unipen_canvases(handwriting_dir: Path, renders: int, rng: np.random.Generator) -> Split:
     """Draw each training writer's UNIPEN digits `renders` times as canvas drawings."""
     samples = [s for s in syn.load_unipen(handwriting_dir / UNIPEN_FILE) if not is_held_out_writer(s[2])]
-    items = [
-        (label, lambda s=strokes: syn.canvas_of_strokes(s, rng)) for label, strokes, _ in samples
-    ] * renders
-    return _prepared(items)
+    items = [(label, partial(syn.canvas_of_strokes, strokes, rng)) for label, strokes, _ in samples]
+    return _prepared(items * renders)
 
 
 def mnist_photos(train: Split, count: int, rng: np.random.Generator) -> Split:
