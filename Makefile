@@ -49,12 +49,17 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: $(STAMP)  ## speed, memory and robustness benchmarks
+bench: $(STAMP)  ## speed, memory, robustness and bot load benchmarks
 	$(BIN)/python benchmarks/speed.py
 	$(BIN)/python benchmarks/robustness.py
+	$(BIN)/python benchmarks/bench_bot_load.py
 
-train: $(STAMP)  ## retrain the shipped models (about 20 minutes on 2 cores)
-	for arch in dense mlp mlp2 cnn; do $(BIN)/mnist-bot train --arch $$arch || exit 1; done
+HANDWRITING_DIR ?= $(abspath ../shared/handwriting)
+
+train: $(STAMP)  ## retrain the shipped models (about 40 minutes on 2 cores)
+	for arch in dense mlp mlp2; do $(BIN)/mnist-bot train --arch $$arch || exit 1; done
+	$(BIN)/mnist-bot make-extra build/extra.npz --handwriting-dir $(HANDWRITING_DIR)
+	$(BIN)/mnist-bot train --arch cnn --epochs 12 --extra-data build/extra.npz
 
 evaluate: $(STAMP)
 	$(BIN)/mnist-bot evaluate --report reports/cnn
