@@ -25,7 +25,7 @@ from mnist_bot.config import load_settings
 from mnist_bot.preprocess import open_image
 from widgets import bubbles
 from widgets.pad import DrawingPad
-from widgets.raster import DEFAULT_PEN_WIDTH, PAD_SIZE, image_to_png, mask_to_png, mask_to_rgba, stroke_mask
+from widgets.raster import DEFAULT_PEN_WIDTH, PAD_SIZE, image_to_png, mask_to_png, mask_to_rgba
 
 if TYPE_CHECKING:
     from mnist_bot.feedback import FeedbackStore
@@ -189,11 +189,10 @@ class DigitChat:
 
     def send(self) -> None:
         """Send the drawing: show it as the user's bubble, clear the pad and answer."""
-        strokes = self.pad.strokes
-        if not strokes:
+        if not self.pad.strokes:
             self._say_bot(EMPTY_PAD, "hint")
             return
-        mask = stroke_mask(strokes, (self.pad.size, self.pad.size))
+        mask = self.pad.ink_mask()
         self._say_user(
             bubbles.user_image(mask_to_png(mask, THUMB_SIDE), "your drawing"), "image", "(drawing)"
         )
@@ -259,7 +258,7 @@ class DigitChat:
             button = Button(description=str(digit), layout=Layout(width="34px"))
             button.on_click(self._guarded(functools.partial(self._store_label, row, prediction, digit)))
             picks.append(button)
-        row.children = (Label("It was a"), *picks)
+        row.children = (Label("It was:"), *picks)
 
     def _store_label(self, row: HBox, prediction: Prediction, label: int, _button: object = None) -> None:
         """Save the 28x28 the model saw with the user's label, in the same store as the bot."""
@@ -288,19 +287,18 @@ class DigitChat:
         if not self.live_toggle.value:
             self._show_live(None, "")
             return
-        strokes = self.pad.strokes
-        if not strokes:
+        if not self.pad.strokes:
             self._show_live(None, LIVE_HINT)
             return
         try:
-            prediction = self.recognizer().predict(mask_to_rgba(stroke_mask(strokes, (self.pad.size,) * 2)))
+            prediction = self.recognizer().predict(mask_to_rgba(self.pad.ink_mask()))
         except RecognizerError as exc:
             self._show_live(None, f"live: {exc}")
             return
         self._show_live(prediction)
 
     def _show_live(self, prediction: Prediction | None, hint: str = "") -> None:
-        """Write the live line under the pad."""
+        """Write the live line beside the pad."""
         self.live_prediction = prediction
         self.live_line.value = bubbles.live(prediction, hint)
 

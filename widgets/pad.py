@@ -5,10 +5,11 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 
+import numpy as np
 from ipycanvas import Canvas, hold_canvas
 from ipywidgets import Layout
 
-from widgets.raster import DEFAULT_PEN_WIDTH, PAD_SIZE, Point, Stroke
+from widgets.raster import DEFAULT_PEN_WIDTH, PAD_SIZE, Point, Stroke, stroke_mask
 
 INK = "#111111"
 PAPER = "#ffffff"
@@ -93,6 +94,10 @@ class DrawingPad:
     def strokes(self) -> tuple[Stroke, ...]:
         """Return every stroke on the pad."""
         return self.recorder.strokes
+
+    def ink_mask(self) -> np.ndarray:
+        """Rasterise the strokes: (size, size) uint8 ink coverage, as the model's input starts."""
+        return stroke_mask(self.strokes, (self.size, self.size))
 
     def _wire_events(self) -> None:
         """Connect the canvas's mouse (and pen, which browsers report as mouse), touch and key events."""
