@@ -443,6 +443,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "benchmark": "robustness",
         "model": str(args.model) if args.model else "default",
         "runtime": rec.runtime.name,
+        "model_metadata": {k: rec.metadata.get(k) for k in ("name", "command", "date", "test_accuracy")},
         "seed": args.seed,
         "n_per_kind": args.n,
         "kinds": {s.kind: s.summary() for s in scores},
