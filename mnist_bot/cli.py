@@ -34,6 +34,12 @@ def _train_parser(sub: Any) -> None:
     )
     p.add_argument("--learning-rate", type=float)
     p.add_argument(
+        "--bn-momentum",
+        type=float,
+        default=0.99,
+        help="batch-norm momentum of the cnn (use 0.9 for runs of a few hundred steps)",
+    )
+    p.add_argument(
         "--extra-data",
         type=Path,
         action="append",
@@ -128,6 +134,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         limit=args.limit,
         augment=args.augment,
         learning_rate=args.learning_rate,
+        bn_momentum=args.bn_momentum,
         extra_data=tuple(args.extra_data),
         out_dir=args.out,
         name=args.name,

@@ -52,10 +52,21 @@ class PreparedDigit:
 
 @dataclass(frozen=True)
 class InkImage:
-    """Ink as bright uint8 (H, W) at working resolution, and its scale from the input."""
+    """Ink as bright uint8 (H, W) at working resolution, its scale from the input, and its kind."""
 
     ink: np.ndarray
     scale: float
+    drawing: bool = False  # ink from a transparent canvas: every stroke belongs to the drawing
+
+
+@dataclass(frozen=True)
+class FoundInk:
+    """Labelled ink blobs of one image at working resolution."""
+
+    labels: np.ndarray  # int32 (H, W), 0 = background
+    blobs: list[Component]
+    scale: float  # working pixels per input pixel
+    drawing: bool
 
 
 def _register_heif() -> None:
@@ -210,8 +221,17 @@ def resize_for_work(grey: np.ndarray) -> tuple[np.ndarray, float]:
 
 
 def ink_is_dark(grey: np.ndarray) -> bool:
-    """Detect polarity from local detail: ink is the strong, rare departure from its surroundings."""
-    # Comparing with a local mean, not the global median, survives lighting gradients.
+    """Detect polarity: the background is the majority, so the median sits near its level."""
+    # Extreme percentiles, not 1/99: a small digit can cover well under 1% of a photo.
+    low, median, high = (float(v) for v in np.percentile(grey, [0.1, 50, 99.9]))
+    above, below = high - median, median - low
+    if max(above, below) > 2 * min(above, below):
+        return below > above
+    return _local_ink_is_dark(grey)  # a lighting gradient blurs the global picture
+
+
+def _local_ink_is_dark(grey: np.ndarray) -> bool:
+    """Decide polarity from detail against the local mean, which survives lighting gradients."""
     side = max(15, (min(grey.shape) // 4) | 1)
     detail = grey.astype(np.float32) - cv2.blur(grey.astype(np.float32), (side, side))
     low, high = np.percentile(detail, [0.1, 99.9])
@@ -245,7 +265,7 @@ def ink_image(image: np.ndarray) -> InkImage:
     grey, alpha_ink = to_grey(image)
     grey, scale = resize_for_work(grey)
     if alpha_ink:
-        return InkImage(grey, scale)
+        return InkImage(grey, scale, drawing=True)
     ink = cv2.bitwise_not(grey) if ink_is_dark(grey) else grey
     return InkImage(flatten_background(cv2.medianBlur(ink, 3)), scale)
 
@@ -429,8 +449,8 @@ def prepare_parts(labels: np.ndarray, parts: list[Component], scale: float) -> P
     return PreparedDigit(input28, to_input_box(box, scale), looks_like_digit(parts, box))
 
 
-def find_ink(image: ImageInput) -> tuple[np.ndarray, list[Component], float]:
-    """Decode, clean and label the ink of an image: labels, blobs and working scale."""
+def find_ink(image: ImageInput) -> FoundInk:
+    """Decode, clean and label the ink of an image."""
     array, decode_scale = load_image_scaled(image)
     ink = ink_image(array)
     mask = remove_rule_lines(ink_mask(ink.ink))
@@ -438,10 +458,12 @@ def find_ink(image: ImageInput) -> tuple[np.ndarray, list[Component], float]:
     labels, found = components(mask, min_area)
     if not found:
         raise EmptyImageError(EMPTY_MESSAGE)
-    return labels, found, ink.scale * decode_scale
+    return FoundInk(labels, found, ink.scale * decode_scale, ink.drawing)
 
 
 def prepare_digit(image: ImageInput) -> PreparedDigit:
     """Preprocess an image holding one digit into what the model expects."""
-    labels, found, scale = find_ink(image)
-    return prepare_parts(labels, select_digit(found, labels.shape), scale)
+    ink = find_ink(image)
+    # On a canvas nothing but the user's strokes exists, so a far stroke is still part of the digit.
+    parts = ink.blobs if ink.drawing else select_digit(ink.blobs, ink.labels.shape)
+    return prepare_parts(ink.labels, parts, ink.scale)

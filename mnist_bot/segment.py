@@ -57,9 +57,9 @@ def attach_small(groups: list[list[Component]], found: list[Component]) -> list[
 
 def prepare_number(image: ImageInput) -> list[PreparedDigit]:
     """Preprocess each digit of a written number, left to right."""
-    labels, found, scale = find_ink(image)
-    blobs = on_text_line(main_blobs(found))
-    groups = attach_small(group_columns(blobs), found)
+    ink = find_ink(image)
+    blobs = on_text_line(main_blobs(ink.blobs))
+    groups = attach_small(group_columns(blobs), ink.blobs)
     if not groups:
         raise EmptyImageError(EMPTY_MESSAGE)
-    return [prepare_parts(labels, group, scale) for group in groups[:MAX_DIGITS]]
+    return [prepare_parts(ink.labels, group, ink.scale) for group in groups[:MAX_DIGITS]]

@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from mnist_bot.data import Mnist, Split, load_mnist
 from mnist_bot.errors import DatasetError
-from mnist_bot.training.architectures import build
+from mnist_bot.training.architectures import BN_MOMENTUM, build
 from mnist_bot.training.augment import augment_batch
 
 log = logging.getLogger(__name__)
@@ -39,6 +39,7 @@ class TrainConfig:
     limit: int | None = None  # train on the first N images only (smoke runs)
     augment: bool | None = None  # None: on for the CNN, off for the tutorial baselines
     learning_rate: float | None = None
+    bn_momentum: float = BN_MOMENTUM  # 0.9 for short runs, so batch norm statistics settle
     extra_data: tuple[Path, ...] = ()
     out_dir: Path = Path("models")
     name: str | None = None
@@ -157,6 +158,7 @@ def _metadata(
         "batch_size": cfg.batch_size,
         "seed": cfg.seed,
         "validation_split": cfg.validation_split,
+        "bn_momentum": cfg.bn_momentum,
         "limit": cfg.limit,
         "augment": _augment(cfg),
         "extra_data": [str(p) for p in cfg.extra_data],
@@ -201,7 +203,7 @@ def train_model(cfg: TrainConfig, mnist: Mnist | None = None, verbose: int | str
     mnist = mnist or load_mnist()
     train, val = training_split(mnist, cfg)
     epochs = cfg.epochs or DEFAULT_EPOCHS.get(cfg.arch, 10)
-    model = build(cfg.arch)
+    model = build(cfg.arch, cfg.bn_momentum)
     compile_model(model, cfg, steps_per_epoch=-(-len(train.images) // cfg.batch_size), epochs=epochs)
     train_ds = make_dataset(train, cfg.batch_size, _augment(cfg), shuffle_seed=cfg.seed)
     val_ds = make_dataset(val, 1000, augment=False, shuffle_seed=None) if val else None
