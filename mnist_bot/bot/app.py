@@ -46,7 +46,7 @@ class RetryingRequest(HTTPXRequest):
     getUpdates is left alone: the polling loop already retries it forever with backoff.
     """
 
-    async def do_request(  # noqa: PLR0917 - the signature is python-telegram-bot's
+    async def do_request(
         self,
         url: str,
         method: str,
