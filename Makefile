@@ -32,7 +32,7 @@ bot: $(STAMP)  ## run the Telegram bot (long polling)
 	$(BIN)/mnist-bot bot
 
 notebook: $(STAMP)  ## open the widget demo in JupyterLab
-	$(BIN)/jupyter lab widgets/demo.ipynb
+	$(BIN)/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) widgets/demo.ipynb
 
 test: $(STAMP)  ## run the whole test suite (what CI runs)
 	$(BIN)/pytest
