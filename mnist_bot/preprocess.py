@@ -27,6 +27,7 @@ MIN_SIDE = 8
 WORK_SIDE = 640  # photos are analysed at this longest side: plenty for a digit, fast
 MIN_WORK_SIDE = 200  # tiny inputs are upscaled so morphology has room
 STROKE_IN_BOX = 2.4  # MNIST's median pen width, in pixels of the 20x20 box
+FAINT_SHARE = 0.55  # blobs whose mean contrast is under this share of the strongest are not ink
 MIN_CONTRAST = 28  # grey levels between ink and paper below which there is no digit
 EMPTY_MESSAGE = "I can't see a digit; try a closer photo with the digit in the middle."
 
@@ -344,6 +345,16 @@ def components(mask: np.ndarray, min_area: int = 12) -> tuple[np.ndarray, list[C
     return labels, found
 
 
+def drop_faint(labels: np.ndarray, found: list[Component], ink: np.ndarray) -> list[Component]:
+    """Drop blobs much fainter than the strongest one: leftovers of shadow edges, not pen strokes."""
+    if len(found) < 2:
+        return found
+    strength = np.bincount(labels.ravel(), weights=ink.ravel(), minlength=labels.max() + 1)
+    mean = {c.label: strength[c.label] / c.area for c in found}
+    strongest = max(mean[c.label] for c in found if c.area >= 0.1 * max(b.area for b in found))
+    return [c for c in found if mean[c.label] >= FAINT_SHARE * strongest]
+
+
 def _touches_border(c: Component, shape: tuple[int, ...]) -> bool:
     """Tell whether a blob touches the frame (paper edges and shadows usually do)."""
     return c.x == 0 or c.y == 0 or c.x + c.w >= shape[1] or c.y + c.h >= shape[0]
@@ -456,6 +467,7 @@ def find_ink(image: ImageInput) -> FoundInk:
     mask = remove_rule_lines(ink_mask(ink.ink))
     min_area = max(12, int(mask.size * 2e-5))
     labels, found = components(mask, min_area)
+    found = drop_faint(labels, found, ink.ink)
     if not found:
         raise EmptyImageError(EMPTY_MESSAGE)
     return FoundInk(labels, found, ink.scale * decode_scale, ink.drawing)
