@@ -24,8 +24,8 @@ from tests.conftest import draw_digit
 
 METADATA_KEYS = {
     "name", "architecture", "parameters", "command", "epochs", "batch_size", "seed", "validation_split",
-    "limit", "augment", "bn_momentum", "extra_data", "data_source", "data_sha256", "versions", "date", "training_seconds",
-    "machine", "history", "test_accuracy", "test_loss", "test_n", "tflite_agreement",
+    "limit", "augment", "bn_momentum", "extra_data", "data_source", "data_sha256", "versions", "date",
+    "training_seconds", "machine", "history", "test_accuracy", "test_loss", "test_n", "tflite_agreement",
 }  # fmt: skip
 SMALL_TEST = 2000  # the smoke runs measure on part of the test set to stay quick on two cores
 
