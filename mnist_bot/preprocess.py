@@ -473,9 +473,13 @@ def find_ink(image: ImageInput) -> FoundInk:
     return FoundInk(labels, found, ink.scale * decode_scale, ink.drawing)
 
 
-def prepare_digit(image: ImageInput) -> PreparedDigit:
-    """Preprocess an image holding one digit into what the model expects."""
-    ink = find_ink(image)
+def prepare_found_digit(ink: FoundInk) -> PreparedDigit:
+    """Prepare the single digit among already-found ink blobs."""
     # On a canvas nothing but the user's strokes exists, so a far stroke is still part of the digit.
     parts = ink.blobs if ink.drawing else select_digit(ink.blobs, ink.labels.shape)
     return prepare_parts(ink.labels, parts, ink.scale)
+
+
+def prepare_digit(image: ImageInput) -> PreparedDigit:
+    """Preprocess an image holding one digit into what the model expects."""
+    return prepare_found_digit(find_ink(image))

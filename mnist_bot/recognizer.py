@@ -110,6 +110,11 @@ class Recognizer:
         digits = self._classify(segment.prepare_number(image))
         return NumberReading(text="".join(str(p.digit) for p in digits), digits=digits)
 
+    def read(self, image: ImageInput) -> NumberReading:
+        """Read whatever the image holds: a number of two or more digits, or one digit."""
+        digits = self._classify(segment.prepare_digit_or_number(image))
+        return NumberReading(text="".join(str(p.digit) for p in digits), digits=digits)
+
     def classify28(self, batch: np.ndarray) -> np.ndarray:
         """Return (N, 10) probabilities for already-prepared (N, 28, 28) float32 inputs."""
         return self.runtime.predict(np.asarray(batch, dtype=np.float32))

@@ -5,7 +5,16 @@ from __future__ import annotations
 import numpy as np
 
 from mnist_bot.errors import EmptyImageError
-from mnist_bot.preprocess import EMPTY_MESSAGE, Component, ImageInput, PreparedDigit, find_ink, prepare_parts
+from mnist_bot.preprocess import (
+    EMPTY_MESSAGE,
+    Component,
+    FoundInk,
+    ImageInput,
+    PreparedDigit,
+    find_ink,
+    prepare_found_digit,
+    prepare_parts,
+)
 
 MAX_DIGITS = 12
 
@@ -55,11 +64,26 @@ def attach_small(groups: list[list[Component]], found: list[Component]) -> list[
     return groups
 
 
+def digit_groups(ink: FoundInk) -> list[list[Component]]:
+    """Group found ink into digits, left to right (empty when none looks like a digit)."""
+    blobs = on_text_line(main_blobs(ink.blobs))
+    return attach_small(group_columns(blobs), ink.blobs)[:MAX_DIGITS]
+
+
 def prepare_number(image: ImageInput) -> list[PreparedDigit]:
     """Preprocess each digit of a written number, left to right."""
     ink = find_ink(image)
-    blobs = on_text_line(main_blobs(ink.blobs))
-    groups = attach_small(group_columns(blobs), ink.blobs)
+    groups = digit_groups(ink)
     if not groups:
         raise EmptyImageError(EMPTY_MESSAGE)
-    return [prepare_parts(ink.labels, group, ink.scale) for group in groups[:MAX_DIGITS]]
+    return [prepare_parts(ink.labels, group, ink.scale) for group in groups]
+
+
+def prepare_digit_or_number(image: ImageInput) -> list[PreparedDigit]:
+    """Prepare a number's digits when there are two or more, else the single digit; one decode."""
+    ink = find_ink(image)
+    groups = digit_groups(ink)
+    if len(groups) >= 2:
+        return [prepare_parts(ink.labels, group, ink.scale) for group in groups]
+    # The single-digit path picks the digit among stray marks more carefully than segmentation.
+    return [prepare_found_digit(ink)]

@@ -138,3 +138,19 @@ def test_serving_never_imports_tensorflow_or_front_ends(tmp_path: Path) -> None:
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["runtime"] == "litert"
     assert result["modules"] == []
+
+
+def test_read_returns_a_number_or_the_single_digit_in_one_runtime_call() -> None:
+    runtime = FakeRuntime()
+    recognizer = Recognizer(runtime)
+    canvas = np.full((200, 600), 255, np.uint8)
+    for i, digit in enumerate((1, 7, 4)):
+        canvas[40:160, 30 + i * 180 : 150 + i * 180] = np.asarray(draw_digit(digit, 120, width=10))
+    assert len(recognizer.read(canvas).digits) == 3
+    single = np.asarray(draw_digit(7, 200, width=14))
+    reading = recognizer.read(single)
+    assert len(reading.digits) == 1
+    assert np.allclose(reading.digits[0].input28, recognizer.predict(single).input28)
+    assert runtime.calls == 3  # one call per read or predict, however many digits
+    with pytest.raises(EmptyImageError):
+        recognizer.read(np.full((300, 300), 240, np.uint8))

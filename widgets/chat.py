@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 from ipywidgets import HTML, Button, FileUpload, HBox, IntSlider, Label, Layout, ToggleButton, VBox, Widget
 
 from mnist_bot import (
-    EmptyImageError,
     InvalidImageError,
     NumberReading,
     Prediction,
@@ -60,13 +59,8 @@ def default_recognizer() -> Recognizer:
 
 def read_photo(recognizer: Recognizer, data: bytes) -> Answer:
     """Read a number when the photo shows two or more digits, else the single digit (as the bot does)."""
-    try:
-        reading = recognizer.read_number(data)
-    except EmptyImageError:
-        reading = None  # segmentation is stricter than the single-digit path: let that one decide
-    if reading is not None and len(reading.digits) >= 2:
-        return reading
-    return recognizer.predict(data)
+    reading = recognizer.read(data)
+    return reading if len(reading.digits) >= 2 else reading.digits[0]
 
 
 def photo_thumbnail(data: bytes, side: int = THUMB_SIDE) -> bytes | None:

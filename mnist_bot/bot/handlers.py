@@ -155,14 +155,7 @@ async def forget(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 def recognise(recognizer: Recognizer, data: bytes) -> list[Prediction]:
     """Read one digit, or a number when the photo holds several (runs in a worker thread)."""
-    try:
-        digits = recognizer.read_number(data).digits
-    except EmptyImageError:
-        digits = []  # segmentation is stricter than the single-digit path: let that one decide
-    if len(digits) <= 1:
-        # The single-digit path picks the digit among stray marks more carefully than segmentation.
-        return [recognizer.predict(data)]
-    return digits
+    return recognizer.read(data).digits
 
 
 def _box(prediction: Prediction) -> tuple[int, int, int, int] | None:
