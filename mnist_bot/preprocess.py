@@ -161,11 +161,6 @@ def validate_array(array: np.ndarray) -> np.ndarray:
     return _to_uint8(array.astype(np.float64))
 
 
-def load_image(source: ImageInput) -> np.ndarray:
-    """Turn any supported input into a uint8 grey, RGB or RGBA array."""
-    return load_image_scaled(source)[0]
-
-
 def _decoded(data: bytes) -> tuple[np.ndarray, float]:
     """Decode bytes; the scale says how much JPEG draft decoding shrank the image."""
     image = open_image(data)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -100,8 +99,3 @@ def format_report(evaluation: Evaluation) -> str:
     ]
     lines += [f"  {d}  " + "".join(f"{v:>6}" for v in row) for d, row in enumerate(evaluation.confusion)]
     return "\n".join(lines)
-
-
-def model_label(path: Path) -> str:
-    """Name a model by its file."""
-    return path.name

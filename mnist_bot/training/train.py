@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
 import platform
 import sys
 import tempfile
@@ -174,8 +175,6 @@ def _metadata(
 
 def _cpu_count() -> int:
     """Count the CPU cores this process may use."""
-    import os
-
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
