@@ -28,6 +28,10 @@ WORK_SIDE = 640  # photos are analysed at this longest side: plenty for a digit,
 MIN_WORK_SIDE = 200  # tiny inputs are upscaled so morphology has room
 STROKE_IN_BOX = 2.4  # MNIST's median pen width, in pixels of the 20x20 box
 FAINT_SHARE = 0.55  # blobs whose mean contrast is under this share of the strongest are not ink
+SOFT_SHARE = 0.35  # blobs whose edges are under this share as steep as the sharpest are shadows
+NEAR_PEAK_SHARE = 0.4  # ink fainter than this share of the strongest ink nearby is not a stroke
+BACKGROUND_SHARE = 5  # the background kernel is this fraction of the image's shorter side
+PEN_TO_BACKGROUND = 4  # and at least this many pen widths
 MIN_CONTRAST = 28  # grey levels between ink and paper below which there is no digit
 EMPTY_MESSAGE = "I can't see a digit; try a closer photo with the digit in the middle."
 
@@ -216,10 +220,17 @@ def resize_for_work(grey: np.ndarray) -> tuple[np.ndarray, float]:
     return cv2.resize(grey, size, interpolation=interpolation), scale
 
 
+def grey_percentiles(image: np.ndarray, percents: list[float]) -> list[float]:
+    """Return percentiles of a uint8 image from its histogram: exact, and far faster than sorting."""
+    histogram = cv2.calcHist([image], [0], None, [256], [0, 256]).ravel()
+    cumulative = np.cumsum(histogram) / max(float(histogram.sum()), 1.0)
+    return [float(np.searchsorted(cumulative, p / 100)) for p in percents]
+
+
 def ink_is_dark(grey: np.ndarray) -> bool:
     """Detect polarity: the background is the majority, so the median sits near its level."""
     # Extreme percentiles, not 1/99: a small digit can cover well under 1% of a photo.
-    low, median, high = (float(v) for v in np.percentile(grey, [0.1, 50, 99.9]))
+    low, median, high = grey_percentiles(grey, [0.1, 50, 99.9])
     above, below = high - median, median - low
     if max(above, below) > 2 * min(above, below):
         return below > above
@@ -234,26 +245,58 @@ def _local_ink_is_dark(grey: np.ndarray) -> bool:
     return bool(-low > high)
 
 
-def _ridge_width(ink: np.ndarray) -> float:
-    """Estimate the typical pen width from a rough Otsu mask (median along stroke centres)."""
-    _, rough = cv2.threshold(ink, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    distance = cv2.distanceTransform(rough, cv2.DIST_L2, 3)
-    ridge = distance[(distance > 0) & (distance >= cv2.dilate(distance, np.ones((3, 3), np.uint8)))]
-    return 2.0 * float(np.median(ridge)) if ridge.size else 1.0
-
-
 def flatten_background(ink: np.ndarray) -> np.ndarray:
     """Divide out the paper's own brightness: removes shadows, gradients and tinted paper.
 
-    The background is a morphological opening a few pen widths wide, so strokes vanish from it
-    while a shadow wider than that stays in it; the result is contrast relative to the paper.
+    The background is a morphological opening wider than any pen stroke, so strokes vanish from
+    it while shadows and gradients stay; the result is contrast relative to the paper. A fifth of
+    the image is wide enough for most pens yet narrower than most shadows; a thicker pen than
+    that (a digit filling the frame) gets a wider opening.
     """
-    side = int(np.clip(6 * _ridge_width(ink), 31, max(31, min(ink.shape) // 3))) | 1
+    shorter = min(ink.shape)
+    side = max(31, shorter // BACKGROUND_SHARE)
+    contrast = paper_contrast(ink, side)
+    pen = max(pen_width(contrast), pen_width(ink, inner_only=True))
+    if PEN_TO_BACKGROUND * pen > side:
+        contrast = paper_contrast(ink, min(round(PEN_TO_BACKGROUND * pen), shorter // 2))
+    return contrast
+
+
+def blobs_on_border(mask: np.ndarray) -> np.ndarray:
+    """Return the 0/1 blobs of `mask` that touch the image border."""
+    count, labels = cv2.connectedComponents(mask, connectivity=8)
+    edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    touching = np.zeros(count, np.uint8)
+    touching[edge[edge > 0]] = 1
+    return touching[labels]
+
+
+def paper_contrast(ink: np.ndarray, side: int) -> np.ndarray:
+    """Return ink contrast relative to a background estimated with a `side` px opening."""
+    side |= 1
     kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (side, side))
-    background = cv2.blur(cv2.morphologyEx(ink, cv2.MORPH_OPEN, kernel), (side, side)).astype(np.float32)
+    opened = cv2.morphologyEx(ink, cv2.MORPH_OPEN, kernel)
+    # Smoothing must not pull the background below the opening at a shadow's edge, or the
+    # edge would stand out as a stroke.
+    background = np.maximum(cv2.blur(opened, (side, side)), opened).astype(np.float32)
     background = np.minimum(background, ink.astype(np.float32))
     contrast = (ink - background) / np.maximum(255.0 - background, 32.0)
     return np.clip(contrast * 255.0, 0, 255).astype(np.uint8)
+
+
+def pen_width(ink: np.ndarray, inner_only: bool = False) -> float:
+    """Estimate the widest pen stroke: a high percentile of stroke widths in a rough Otsu mask.
+
+    With `inner_only`, blobs touching the frame are ignored: on a raw photo those are shadows,
+    page edges and paper lines, while a stroke too wide for the opening is an inner blob.
+    """
+    _, rough = cv2.threshold(ink, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    rough = np.ascontiguousarray(rough[::2, ::2])  # half resolution: only wide pens matter here
+    if inner_only:
+        rough = rough & (1 - blobs_on_border(rough))
+    distance = cv2.distanceTransform(rough, cv2.DIST_L2, 3)
+    ridge = distance[(distance > 0) & (distance >= cv2.dilate(distance, np.ones((3, 3), np.uint8)))]
+    return 4.0 * float(np.percentile(ridge, 90)) if ridge.size else 1.0
 
 
 def ink_image(image: np.ndarray) -> InkImage:
@@ -268,11 +311,21 @@ def ink_image(image: np.ndarray) -> InkImage:
 
 def ink_mask(ink: np.ndarray) -> np.ndarray:
     """Threshold ink (Otsu, with a noise floor); raise EmptyImageError when there is none."""
-    if int(np.percentile(ink, 99.9)) < MIN_CONTRAST:
+    (peak,) = grey_percentiles(ink, [99.9])
+    if peak < MIN_CONTRAST:
         raise EmptyImageError(EMPTY_MESSAGE)
     otsu, _ = cv2.threshold(ink, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    threshold = max(otsu, MIN_CONTRAST * 0.75, 0.25 * float(np.percentile(ink, 99.9)))
-    return (ink > threshold).astype(np.uint8)
+    threshold = max(otsu, MIN_CONTRAST * 0.75, 0.25 * peak)
+    return ((ink > threshold) & (ink >= NEAR_PEAK_SHARE * nearby_peak(ink))).astype(np.uint8)
+
+
+def nearby_peak(ink: np.ndarray) -> np.ndarray:
+    """Return the strongest ink within an eighth of the image of each pixel (float32)."""
+    # A shadow band or paper texture beside a pen stroke is much fainter than the stroke, so
+    # comparing each pixel with its neighbourhood's peak keeps it from fusing with the digit.
+    side = max(15, min(ink.shape) // 8) | 1
+    smooth = cv2.GaussianBlur(ink, (0, 0), 1.0)  # one noisy pixel is not a peak
+    return cv2.dilate(smooth, cv2.getStructuringElement(cv2.MORPH_RECT, (side, side))).astype(np.float32)
 
 
 def remove_rule_lines(mask: np.ndarray) -> np.ndarray:
@@ -348,6 +401,29 @@ def drop_faint(labels: np.ndarray, found: list[Component], ink: np.ndarray) -> l
     mean = {c.label: strength[c.label] / c.area for c in found}
     strongest = max(mean[c.label] for c in found if c.area >= 0.1 * max(b.area for b in found))
     return [c for c in found if mean[c.label] >= FAINT_SHARE * strongest]
+
+
+def edge_sharpness(labels: np.ndarray, found: list[Component], ink: np.ndarray) -> dict[int, float]:
+    """Rate each blob's edges: the ink's slope across its outline relative to its contrast."""
+    smooth = cv2.GaussianBlur(ink, (0, 0), 1.0).astype(np.float32)
+    slope = cv2.magnitude(cv2.Sobel(smooth, cv2.CV_32F, 1, 0), cv2.Sobel(smooth, cv2.CV_32F, 0, 1)) / 8
+    mask = (labels > 0).astype(np.uint8)
+    outline = labels * (mask - cv2.erode(mask, np.ones((3, 3), np.uint8)))
+    size = labels.max() + 1
+    edge = np.bincount(outline.ravel(), weights=slope.ravel(), minlength=size)
+    edge_count = np.bincount(outline.ravel(), minlength=size)
+    level = np.bincount(labels.ravel(), weights=smooth.ravel(), minlength=size)
+    slope_at_edge = edge / np.maximum(edge_count, 1)
+    return {c.label: slope_at_edge[c.label] / max(1.0, level[c.label] / c.area) for c in found}
+
+
+def drop_soft(labels: np.ndarray, found: list[Component], ink: np.ndarray) -> list[Component]:
+    """Drop blobs whose edges are far softer than a pen's: the blurred edges of shadows."""
+    if len(found) < 2:
+        return found
+    sharpness = edge_sharpness(labels, found, ink)
+    floor = SOFT_SHARE * max(sharpness.values())
+    return [c for c in found if sharpness[c.label] >= floor]
 
 
 def _touches_border(c: Component, shape: tuple[int, ...]) -> bool:
@@ -462,6 +538,8 @@ def find_ink(image: ImageInput) -> FoundInk:
     mask = remove_rule_lines(ink_mask(ink.ink))
     min_area = max(12, int(mask.size * 2e-5))
     labels, found = components(mask, min_area)
+    if not ink.drawing:  # a canvas has no shadows; anti-aliasing alone makes its edges soft
+        found = drop_soft(labels, found, ink.ink)
     found = drop_faint(labels, found, ink.ink)
     if not found:
         raise EmptyImageError(EMPTY_MESSAGE)

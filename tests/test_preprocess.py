@@ -7,6 +7,7 @@ import gzip
 import io
 import zipfile
 
+import cv2
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -41,6 +42,63 @@ def test_flatten_background_removes_a_lighting_gradient() -> None:
     flat = P.flatten_background(stroke)
     assert flat[:, :100].max() < 30  # the ramp is gone
     assert flat[150, 150] > 100  # the stroke stays
+
+
+def shadowed_page(soft: float) -> np.ndarray:
+    """Return ink-bright (300, 400) uint8: a pen stroke, and a shadow band whose edges blur over `soft` px."""
+    ink = np.full((300, 400), 10, np.float32)
+    ink[:, 150:230] = 90  # a shadow band 80 px wide, narrower than the background opening
+    ink = cv2.GaussianBlur(ink, (0, 0), soft) if soft else ink
+    ink[60:240, 300:308] = 230  # a "1" well away from the band
+    return ink.astype(np.uint8)
+
+
+def test_flatten_background_keeps_a_sharp_shadow_edge_out_of_the_ink() -> None:
+    ink = np.full((300, 400), 10, np.uint8)
+    ink[:, 200:] = 120  # the right half lies in a hard shadow
+    ink[100:200, 100:106] = 250  # a stroke in the light
+    flat = P.flatten_background(ink)
+    assert flat[:, 190:215].max() < 30  # no false stroke along the shadow's edge
+    assert flat[150, 103] > 100
+
+
+def test_flatten_background_removes_a_thick_pen_filling_the_frame() -> None:
+    ink = np.full((240, 240), 10, np.uint8)
+    ink[30:210, 90:150] = 240  # a 60 px wide bar: wider than a fifth of the image
+    flat = P.flatten_background(ink)
+    assert flat[120, 95:145].min() > 150  # the middle of the stroke is ink, not background
+
+
+def test_soft_shadow_blobs_are_dropped_and_pen_strokes_kept() -> None:
+    ink = P.flatten_background(shadowed_page(soft=12))
+    labels, found = P.components(P.ink_mask(ink))
+    kept = P.drop_soft(labels, found, ink)
+    assert [(c.x, c.w) for c in kept] == [(300, 8)]
+
+
+def test_edge_sharpness_rates_a_pen_stroke_above_a_shadow_edge() -> None:
+    ink = shadowed_page(soft=12)
+    labels, found = P.components((ink > 50).astype(np.uint8))
+    sharpness = P.edge_sharpness(labels, found, ink)
+    stroke = next(c for c in found if c.x >= 290)
+    band = next(c for c in found if c.x < 290)
+    assert sharpness[stroke.label] > 3 * sharpness[band.label]
+
+
+def test_ink_mask_does_not_fuse_a_faint_band_with_a_stroke() -> None:
+    ink = np.zeros((300, 300), np.uint8)
+    ink[50:250, 100:108] = 220  # a stroke
+    ink[50:250, 108:125] = 70  # the faint edge of a shadow touching it
+    mask = P.ink_mask(ink)
+    assert mask[150, 100:108].all()
+    assert not mask[150, 110:125].any()
+
+
+def test_pen_width_reads_the_widest_strokes() -> None:
+    contrast = np.zeros((300, 300), np.uint8)
+    contrast[40:260, 60:64] = 200  # a hairline
+    contrast[40:260, 150:170] = 200  # a marker stroke
+    assert 14 <= P.pen_width(contrast) <= 24
 
 
 def test_ink_mask_raises_on_a_blank_page() -> None:
