@@ -84,6 +84,31 @@ def _prediction(prepared: PreparedDigit, probabilities: np.ndarray) -> Predictio
     )
 
 
+def settle_joins(singles: list[Prediction], joined: dict[int, Prediction]) -> list[Prediction]:
+    """Replace two neighbours by their join where the pieces are unsure and the whole is sure.
+
+    A thin pen under blur can break one digit in two; each piece alone reads as a weak guess,
+    whereas two real digits side by side each read clearly.
+    """
+    digits: list[Prediction] = []
+    i = 0
+    while i < len(singles):
+        join = joined.get(i)
+        if join is not None and _join_wins(singles[i], singles[i + 1], join):
+            digits.append(join)
+            i += 2
+        else:
+            digits.append(singles[i])
+            i += 1
+    return digits
+
+
+def _join_wins(left: Prediction, right: Prediction, join: Prediction) -> bool:
+    """Tell whether a join reads better than the two pieces it is made of."""
+    weaker = min(left.confidence, right.confidence)
+    return (left.unsure or right.unsure) and not join.unsure and join.confidence > weaker
+
+
 class Recognizer:
     """Recognise handwritten digits in photos, drawings and arrays."""
 
@@ -107,12 +132,18 @@ class Recognizer:
 
     def read_number(self, image: ImageInput) -> NumberReading:
         """Read a multi-digit number, left to right."""
-        digits = self._classify(segment.prepare_number(image))
-        return NumberReading(text="".join(str(p.digit) for p in digits), digits=digits)
+        return self._read_layout(segment.prepare_number(image))
 
     def read(self, image: ImageInput) -> NumberReading:
         """Read whatever the image holds: a number of two or more digits, or one digit."""
-        digits = self._classify(segment.prepare_digit_or_number(image))
+        return self._read_layout(segment.prepare_digit_or_number(image))
+
+    def _read_layout(self, layout: segment.NumberLayout) -> NumberReading:
+        """Classify a number's digits and possible joins in one runtime call, then settle the joins."""
+        predictions = self._classify(layout.digits + list(layout.joins.values()))
+        singles = predictions[: len(layout.digits)]
+        joined = dict(zip(layout.joins, predictions[len(layout.digits) :], strict=True))
+        digits = settle_joins(singles, joined)
         return NumberReading(text="".join(str(p.digit) for p in digits), digits=digits)
 
     def classify28(self, batch: np.ndarray) -> np.ndarray:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+from dataclasses import dataclass, field
+
 import numpy as np
 
 from mnist_bot.errors import EmptyImageError
@@ -17,6 +20,16 @@ from mnist_bot.preprocess import (
 )
 
 MAX_DIGITS = 12
+JOIN_GAP = 0.5  # neighbours closer than this share of a digit's height may be one broken digit
+JOIN_ASPECT = 1.1  # ... if together they are no wider than this share of their height
+
+
+@dataclass(frozen=True)
+class NumberLayout:
+    """A number's digits left to right, and neighbours that might be pieces of one digit."""
+
+    digits: list[PreparedDigit]
+    joins: dict[int, PreparedDigit] = field(default_factory=dict)  # i: digits i and i + 1 as one
 
 
 def main_blobs(found: list[Component]) -> list[Component]:
@@ -70,20 +83,40 @@ def digit_groups(ink: FoundInk) -> list[list[Component]]:
     return attach_small(group_columns(blobs), ink.blobs)[:MAX_DIGITS]
 
 
-def prepare_number(image: ImageInput) -> list[PreparedDigit]:
+def could_be_one(left: list[Component], right: list[Component], height: float) -> bool:
+    """Tell whether two neighbouring groups are close and narrow enough to be one broken digit."""
+    x0, x1 = min(c.x for c in left), max(c.x + c.w for c in right)
+    y0 = min(c.y for c in left + right)
+    y1 = max(c.y + c.h for c in left + right)
+    gap = min(c.x for c in right) - max(c.x + c.w for c in left)
+    return gap <= JOIN_GAP * height and x1 - x0 <= JOIN_ASPECT * (y1 - y0)
+
+
+def layout(ink: FoundInk, groups: list[list[Component]]) -> NumberLayout:
+    """Prepare each group, and each pair of neighbours that could be one digit broken in two."""
+    height = float(np.median([max(c.y + c.h for c in g) - min(c.y for c in g) for g in groups]))
+    joins = {
+        i: prepare_parts(ink.labels, left + right, ink.scale)
+        for i, (left, right) in enumerate(itertools.pairwise(groups))
+        if could_be_one(left, right, height)
+    }
+    return NumberLayout([prepare_parts(ink.labels, group, ink.scale) for group in groups], joins)
+
+
+def prepare_number(image: ImageInput) -> NumberLayout:
     """Preprocess each digit of a written number, left to right."""
     ink = find_ink(image)
     groups = digit_groups(ink)
     if not groups:
         raise EmptyImageError(EMPTY_MESSAGE)
-    return [prepare_parts(ink.labels, group, ink.scale) for group in groups]
+    return layout(ink, groups)
 
 
-def prepare_digit_or_number(image: ImageInput) -> list[PreparedDigit]:
+def prepare_digit_or_number(image: ImageInput) -> NumberLayout:
     """Prepare a number's digits when there are two or more, else the single digit; one decode."""
     ink = find_ink(image)
     groups = digit_groups(ink)
     if len(groups) >= 2:
-        return [prepare_parts(ink.labels, group, ink.scale) for group in groups]
+        return layout(ink, groups)
     # The single-digit path picks the digit among stray marks more carefully than segmentation.
-    return [prepare_found_digit(ink)]
+    return NumberLayout([prepare_found_digit(ink)])

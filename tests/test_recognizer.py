@@ -17,8 +17,9 @@ from mnist_bot import (
     NumberReading,
     Prediction,
     Recognizer,
+    segment,
 )
-from mnist_bot.recognizer import is_unsure
+from mnist_bot.recognizer import is_unsure, settle_joins
 from mnist_bot.runtime import FakeRuntime
 from tests.conftest import draw_digit, encode, mnist_photo
 
@@ -87,6 +88,40 @@ def test_read_number_orders_digits_left_to_right(fake_recognizer: Recognizer) ->
     assert len(reading.digits) == 4 and len(reading.text) == 4
     xs = [p.box.x for p in reading.digits if p.box]
     assert xs == sorted(xs)
+
+
+def guess(digit: int, confidence: float) -> Prediction:
+    """Return a Prediction of `digit` with `confidence`, the rest spread evenly."""
+    probabilities = np.full(10, (1 - confidence) / 9)
+    probabilities[digit] = confidence
+    sure = confidence >= 0.9
+    return Prediction(digit, confidence, tuple(probabilities), not sure, np.zeros((28, 28), np.float32))
+
+
+def test_an_unsure_pair_is_replaced_by_its_sure_join() -> None:
+    pieces = [guess(4, 0.99), guess(1, 0.45), guess(7, 0.5), guess(2, 0.98)]
+    digits = settle_joins(pieces, {1: guess(5, 0.97)})
+    assert [p.digit for p in digits] == [4, 5, 2]
+
+
+def test_two_sure_digits_are_never_joined() -> None:
+    pieces = [guess(1, 0.99), guess(1, 0.98)]
+    assert [p.digit for p in settle_joins(pieces, {0: guess(4, 0.99)})] == [1, 1]
+
+
+def test_an_unsure_join_is_not_taken() -> None:
+    pieces = [guess(1, 0.5), guess(7, 0.5)]
+    assert [p.digit for p in settle_joins(pieces, {0: guess(4, 0.55)})] == [1, 7]
+
+
+def test_a_digit_broken_in_two_is_offered_as_a_join() -> None:
+    page = np.full((200, 400), 255, np.uint8)
+    page[40:160, 60:180] = np.asarray(draw_digit(0, 120, width=10))
+    page[40:160, 118:124] = 255  # the 0 is cut into a left and a right half
+    page[40:160, 270:390] = np.asarray(draw_digit(7, 120, width=10))
+    layout = segment.prepare_number(page)
+    assert len(layout.digits) == 3
+    assert list(layout.joins) == [0]  # the halves of the 0, not the 0 and the far 7
 
 
 # --- the real shipped model ---------------------------------------------------------------------------
