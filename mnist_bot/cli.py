@@ -83,12 +83,26 @@ def _extra_parser(sub: Any) -> None:
 
 def _bot_parser(sub: Any) -> None:
     """Add `mnist-bot bot`."""
-    p = sub.add_parser("bot", help="run the Telegram bot: long polling, or a webhook server with --webhook")
+    add_bot_options(
+        sub.add_parser("bot", help="run the Telegram bot: long polling, or a webhook server with --webhook")
+    )
+
+
+def add_bot_options(p: argparse.ArgumentParser) -> None:
+    """Add the bot's options; `mnist-bot bot` and `python -m mnist_bot.bot` share them."""
     p.add_argument("--webhook", metavar="URL", help="public HTTPS URL Telegram posts updates to")
     p.add_argument("--port", type=int, default=8443, help="webhook server port (default: 8443)")
     p.add_argument("--path", help="URL path the webhook server answers (default: the path of URL)")
     p.add_argument("--secret", help="webhook secret token (default: a random one per run)")
     p.add_argument("--listen", default="0.0.0.0", help="webhook server address (default: 0.0.0.0)")
+    p.add_argument("--flood-rate", type=float, default=30.0, help="outgoing messages/s (0: off)")
+    p.add_argument("--concurrency", type=int, default=64, help="updates handled at once (1: one by one)")
+
+
+def bot_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Return the keyword arguments of `run_bot` from parsed bot options."""
+    names = ("port", "path", "secret", "listen", "flood_rate", "concurrency")
+    return {"webhook_url": args.webhook} | {name: getattr(args, name) for name in names}
 
 
 def _feedback_parser(sub: Any) -> None:
@@ -243,14 +257,7 @@ def cmd_bot(args: argparse.Namespace) -> int:
     from mnist_bot.config import load_settings
 
     logging.getLogger().setLevel(logging.DEBUG if args.verbose else logging.INFO)
-    run_bot(
-        load_settings(),
-        webhook_url=args.webhook,
-        port=args.port,
-        path=args.path,
-        secret=args.secret,
-        listen=args.listen,
-    )
+    run_bot(load_settings(), **bot_options(args))
     return 0
 
 
