@@ -22,6 +22,7 @@ from mnist_bot.preprocess import (
 MAX_DIGITS = 12
 JOIN_GAP = 0.5  # neighbours closer than this share of a digit's height may be one broken digit
 JOIN_ASPECT = 1.1  # ... if together they are no wider than this share of their height
+MAX_SLOPE = 0.25  # steepest text line followed (about 14 degrees)
 
 
 @dataclass(frozen=True)
@@ -40,10 +41,26 @@ def main_blobs(found: list[Component]) -> list[Component]:
 
 
 def on_text_line(blobs: list[Component]) -> list[Component]:
-    """Drop blobs far above or below the row that most digits share."""
-    centre = float(np.median([c.y + c.h / 2 for c in blobs]))
+    """Drop blobs far above or below the line that most digits share, even when it slopes."""
+    x = np.array([c.x + c.w / 2 for c in blobs])
+    y = np.array([c.y + c.h / 2 for c in blobs])
     height = float(np.median([c.h for c in blobs]))
-    return [c for c in blobs if abs(c.y + c.h / 2 - centre) <= 0.75 * height]
+    offset = y - line_slope(x, y, height) * x
+    return [c for c, off in zip(blobs, offset, strict=True) if abs(off - np.median(offset)) <= 0.75 * height]
+
+
+def line_slope(x: np.ndarray, y: np.ndarray, height: float) -> float:
+    """Return the median slope between blob centres a digit apart (Theil-Sen), at most MAX_SLOPE.
+
+    A photo taken at a slant tilts a long number: its end digits sit a digit's height above or
+    below the middle ones, and a level row would drop them. Medians ignore the odd stray mark.
+    """
+    dx = x[None, :] - x[:, None]
+    dy = y[None, :] - y[:, None]
+    apart = dx > height  # pairs side by side; a 5's hat above its body says nothing of the slope
+    if not apart.any():
+        return 0.0
+    return float(np.clip(np.median(dy[apart] / dx[apart]), -MAX_SLOPE, MAX_SLOPE))
 
 
 def _overlap(a: tuple[int, int], b: Component) -> float:

@@ -19,6 +19,7 @@ from mnist_bot import (
     Recognizer,
     segment,
 )
+from mnist_bot.preprocess import Component
 from mnist_bot.recognizer import is_unsure, settle_joins
 from mnist_bot.runtime import FakeRuntime
 from tests.conftest import draw_digit, encode, mnist_photo
@@ -122,6 +123,23 @@ def test_a_digit_broken_in_two_is_offered_as_a_join() -> None:
     layout = segment.prepare_number(page)
     assert len(layout.digits) == 3
     assert list(layout.joins) == [0]  # the halves of the 0, not the 0 and the far 7
+
+
+def test_a_slanted_number_keeps_its_end_digits() -> None:
+    page = np.full((700, 1200), 255, np.uint8)
+    for i in range(8):  # each digit 30 px lower (12 degrees): the ends sit a digit off the middle row
+        x, y = 40 + i * 140, 60 + i * 30
+        page[y : y + 100, x : x + 100] = np.asarray(draw_digit((1, 7, 4, 0)[i % 4], 100, width=9))
+    assert len(segment.prepare_number(page).digits) == 8
+
+
+def test_the_text_line_follows_the_slope_and_drops_marks_off_it() -> None:
+    x = np.array([0.0, 100, 200, 300, 400, 150])
+    y = np.array([0.0, 20, 40, 60, 80, 400])  # the last centre is a stray mark far below the line
+    assert segment.line_slope(x, y, height=50) == pytest.approx(0.2)
+    centres = enumerate(zip(x, y, strict=True))
+    blobs = [Component(i, int(cx) - 20, int(cy) - 25, 40, 50, 800) for i, (cx, cy) in centres]
+    assert [c.label for c in segment.on_text_line(blobs)] == [0, 1, 2, 3, 4]
 
 
 # --- the real shipped model ---------------------------------------------------------------------------
