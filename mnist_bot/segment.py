@@ -22,6 +22,7 @@ from mnist_bot.preprocess import (
 MAX_DIGITS = 12
 JOIN_GAP = 0.5  # neighbours closer than this share of a digit's height may be one broken digit
 JOIN_ASPECT = 1.1  # ... if together they are no wider than this share of their height
+FLAT_SHARE = 0.5  # a group less tall than this share of the digits is a piece of a neighbour
 MAX_SLOPE = 0.25  # steepest text line followed (about 14 degrees)
 
 
@@ -94,10 +95,40 @@ def attach_small(groups: list[list[Component]], found: list[Component]) -> list[
     return groups
 
 
+def attach_flat(groups: list[list[Component]]) -> list[list[Component]]:
+    """Merge groups far shorter than the digits (the detached hat of a 5) into their nearer neighbour."""
+    height = float(np.median([_height(g) for g in groups]))
+    merged = [list(g) for g in groups]
+    i = 0
+    while i < len(merged) and len(merged) > 1:
+        if _height(merged[i]) >= FLAT_SHARE * height:
+            i += 1
+            continue
+        j = min((k for k in (i - 1, i + 1) if 0 <= k < len(merged)), key=lambda k: _gap_between(merged, i, k))
+        if _gap_between(merged, i, j) > JOIN_GAP * height:
+            i += 1
+            continue
+        merged[j] += merged[i]
+        del merged[i]
+        i = min(i, j)  # the grown group may still be flat: look at it again
+    return merged
+
+
+def _height(group: list[Component]) -> int:
+    """Return the height of a group's box."""
+    return max(c.y + c.h for c in group) - min(c.y for c in group)
+
+
+def _gap_between(groups: list[list[Component]], i: int, j: int) -> int:
+    """Return the horizontal gap between groups i and j (negative when they overlap)."""
+    left, right = groups[min(i, j)], groups[max(i, j)]
+    return min(c.x for c in right) - max(c.x + c.w for c in left)
+
+
 def digit_groups(ink: FoundInk) -> list[list[Component]]:
     """Group found ink into digits, left to right (empty when none looks like a digit)."""
     blobs = on_text_line(main_blobs(ink.blobs))
-    return attach_small(group_columns(blobs), ink.blobs)[:MAX_DIGITS]
+    return attach_small(attach_flat(group_columns(blobs)), ink.blobs)[:MAX_DIGITS]
 
 
 def could_be_one(left: list[Component], right: list[Component], height: float) -> bool:

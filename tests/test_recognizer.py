@@ -142,6 +142,25 @@ def test_the_text_line_follows_the_slope_and_drops_marks_off_it() -> None:
     assert [c.label for c in segment.on_text_line(blobs)] == [0, 1, 2, 3, 4]
 
 
+def test_a_detached_hat_joins_the_digit_beside_it() -> None:
+    body, hat, other = (
+        Component(1, 0, 20, 60, 100, 900),
+        Component(2, 50, 18, 60, 10, 400),
+        Component(3, 200, 20, 60, 100, 900),
+    )
+    groups = segment.attach_flat([[body], [hat], [other]])
+    assert [[c.label for c in g] for g in groups] == [[1, 2], [3]]
+
+
+def test_a_flat_mark_far_from_any_digit_stays_apart() -> None:
+    left, dash, right = (
+        Component(1, 0, 20, 60, 100, 900),
+        Component(2, 200, 60, 40, 8, 300),
+        Component(3, 400, 20, 60, 100, 900),
+    )
+    assert len(segment.attach_flat([[left], [dash], [right]])) == 3
+
+
 # --- the real shipped model ---------------------------------------------------------------------------
 
 
