@@ -142,7 +142,7 @@ def could_be_one(left: list[Component], right: list[Component], height: float) -
 
 def layout(ink: FoundInk, groups: list[list[Component]]) -> NumberLayout:
     """Prepare each group, and each pair of neighbours that could be one digit broken in two."""
-    height = float(np.median([max(c.y + c.h for c in g) - min(c.y for c in g) for g in groups]))
+    height = float(np.median([_height(g) for g in groups]))
     joins = {
         i: prepare_parts(ink.labels, left + right, ink.scale)
         for i, (left, right) in enumerate(itertools.pairwise(groups))
