@@ -101,6 +101,11 @@ def buttons(message: dict[str, Any]) -> list[dict[str, str]]:
     return [b for row in message.get("reply_markup", {}).get("inline_keyboard", []) for b in row]
 
 
+def answer_key(message: dict[str, Any]) -> str:
+    """Return the stored sample's key carried by the first button under an answer."""
+    return buttons(message)[0]["callback_data"].split(":")[1]
+
+
 def tap(fake: FakeTelegram, user: int, message: dict[str, Any], label: str) -> str:
     """Press the button whose text contains `label` (or whose data equals it); return the query id."""
     current = fake.message(message["chat"]["id"], message["message_id"])
@@ -180,7 +185,7 @@ def test_a_photo_is_answered_with_buttons_after_a_typing_action(
     # The photo came in four sizes (90, 320, 800 and 960 px): the 800 px one is the smallest big enough.
     sizes = fake.message(USER, sent)["photo"]
     assert fake.calls("getFile")[0].params["file_id"] == sizes[2]["file_id"] and sizes[2]["width"] == 800
-    key = buttons(answer)[0]["callback_data"].split(":")[1]
+    key = answer_key(answer)
     with FeedbackStore(settings.db_path) as store:
         [sample] = store.samples(key)
     assert sample.predicted == 7 and sample.label is None and sample.input28.max() > 0.5
@@ -351,7 +356,7 @@ def test_only_the_sender_can_correct_an_answer(
 ) -> None:
     start_bot()
     answer = fake.wait_reply(USER, fake.send_photo(USER, paper_photo([digits[0]])))
-    key = buttons(answer)[0]["callback_data"].split(":")[1]
+    key = answer_key(answer)
     toast = wait_answered(fake, fake.press(2002, answer, f"set:{key}:0:3"))
     assert toast["text"] == replies.NOT_YOURS and toast["show_alert"] is True
     with FeedbackStore(settings.db_path) as store:
@@ -366,7 +371,7 @@ def test_forget_deletes_everything_and_old_buttons_say_so(
 ) -> None:
     start_bot()
     answer = fake.wait_reply(USER, fake.send_photo(USER, paper_photo([digits[6]])))
-    key = buttons(answer)[0]["callback_data"].split(":")[1]
+    key = answer_key(answer)
     wait_answered(fake, fake.press(USER, answer, f"set:{key}:0:6"))
     other = fake.wait_reply(2002, fake.send_photo(2002, paper_photo([digits[6]])))
     assert fake.wait_reply(USER, fake.send_text(USER, "/forget"))["text"] == replies.forgotten(1)
@@ -374,7 +379,7 @@ def test_forget_deletes_everything_and_old_buttons_say_so(
     assert toast["text"] == replies.EXPIRED
     with FeedbackStore(settings.db_path) as store:
         assert store.count(str(USER)) == 0
-        assert len(store.samples(buttons(other)[0]["callback_data"].split(":")[1])) == 1
+        assert len(store.samples(answer_key(other))) == 1
 
 
 def test_buttons_the_bot_did_not_make_are_acknowledged_and_ignored(
