@@ -24,6 +24,7 @@ INKS = ((22, 22, 28), (30, 40, 105), (25, 35, 140), (70, 70, 78), (45, 45, 50)) 
 PAPERS = ((246, 246, 244), (222, 222, 220), (244, 236, 212), (232, 240, 248), (248, 236, 238))
 RULE_COLOURS = ((150, 185, 230), (175, 175, 180), (120, 170, 220))
 MIN_DIGIT_FRACTION = 0.08  # smallest digit height, as a fraction of the frame height
+FAITHFUL_TRIES = 6  # redraws allowed for a digit whose render changed its parts or loops
 
 
 # ---------------------------------------------------------------- digit shapes
@@ -192,8 +193,32 @@ def _side_by_side(
 
 
 def stroke_mask(digit: np.ndarray, height: int, rng: np.random.Generator, pen: float | None) -> np.ndarray:
-    """Draw a digit with MNIST's own thick felt-tip stroke (`pen` None) or redrawn with a round pen."""
-    return digit_mask(digit, height, rng) if pen is None else pen_mask(digit, height, pen, rng)
+    """Draw a digit with MNIST's own felt-tip stroke (`pen` None) or a round pen, keeping its shape.
+
+    A small render can fill a loop or break a faint stroke, turning a 9 into a 1 or an 8 into
+    a 9: the photo then shows another digit than its label. Such draws are redrawn (a few tries)
+    until the parts and loops match the MNIST source's.
+    """
+    wanted = source_topology(digit)
+    for _ in range(FAITHFUL_TRIES):
+        mask = digit_mask(digit, height, rng) if pen is None else pen_mask(digit, height, pen, rng)
+        if topology(mask >= 0.5, height / 20) == wanted:
+            break
+    return mask
+
+
+def topology(ink: np.ndarray, unit: float) -> tuple[int, int]:
+    """Count the parts (over 3% of the ink) and loops (over `unit`^2 px) of a bool ink mask."""
+    _, _, stats, _ = cv2.connectedComponentsWithStats(ink.astype(np.uint8), connectivity=8)
+    parts = int(np.sum(stats[1:, cv2.CC_STAT_AREA] >= 0.03 * ink.sum()))
+    return parts, count_holes(ink, min_area=unit * unit)
+
+
+def source_topology(digit: np.ndarray) -> tuple[int, int]:
+    """Return the parts and loops of a uint8 MNIST digit, seen 4x enlarged at mid grey."""
+    crop = np.pad(crop_to_ink(digit), 2).astype(np.float32) / 255.0
+    enlarged = cv2.resize(crop, None, fx=4, fy=4, interpolation=cv2.INTER_CUBIC)
+    return topology(enlarged > 0.5, 4.0)
 
 
 def choose_pen(height: float, rng: np.random.Generator) -> float | None:
