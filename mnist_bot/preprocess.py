@@ -28,6 +28,7 @@ WORK_SIDE = 640  # photos are analysed at this longest side: plenty for a digit,
 MIN_WORK_SIDE = 200  # tiny inputs are upscaled so morphology has room
 STROKE_IN_BOX = 2.4  # MNIST's median pen width, in pixels of the 20x20 box
 FAINT_SHARE = 0.55  # blobs whose mean contrast is under this share of the strongest are not ink
+SHADOW_SHARPNESS = 0.08  # edge slope over contrast: blurred pens stay above 0.15, shadows near 0.02
 SOFT_SHARE = 0.35  # blobs whose edges are under this share as steep as the sharpest are shadows
 NEAR_PEAK_SHARE = 0.4  # ink fainter than this share of the strongest ink nearby is not a stroke
 BACKGROUND_SHARE = 5  # the background kernel is this fraction of the image's shorter side
@@ -293,10 +294,19 @@ def pen_width(ink: np.ndarray, inner_only: bool = False) -> float:
     _, rough = cv2.threshold(ink, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     rough = np.ascontiguousarray(rough[::2, ::2])  # half resolution: only wide pens matter here
     if inner_only:
-        rough = rough & (1 - blobs_on_border(rough))
+        rough = without_shadows(rough & (1 - blobs_on_border(rough)), np.ascontiguousarray(ink[::2, ::2]))
     distance = cv2.distanceTransform(rough, cv2.DIST_L2, 3)
     ridge = distance[(distance > 0) & (distance >= cv2.dilate(distance, np.ones((3, 3), np.uint8)))]
     return 4.0 * float(np.percentile(ridge, 90)) if ridge.size else 1.0
+
+
+def without_shadows(mask: np.ndarray, ink: np.ndarray) -> np.ndarray:
+    """Clear the blobs of a 0/1 mask whose edges are far too soft for a pen: shadows, not strokes."""
+    labels, found = components(mask, min_area=1)
+    sharpness = edge_sharpness(labels, found, ink)
+    keep = np.zeros(labels.max() + 1, np.uint8)
+    keep[[c.label for c in found if sharpness[c.label] >= SHADOW_SHARPNESS]] = 1
+    return keep[labels]
 
 
 def ink_image(image: np.ndarray) -> InkImage:
