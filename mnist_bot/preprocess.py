@@ -258,6 +258,8 @@ def flatten_background(ink: np.ndarray) -> np.ndarray:
     side = max(31, shorter // BACKGROUND_SHARE)
     contrast = paper_contrast(ink, side)
     pen = max(pen_width(contrast), pen_width(ink, inner_only=True))
+    if PEN_TO_BACKGROUND * pen > side:  # a thick pen, or a shadow inside the frame: tell which
+        pen = max(pen_width(contrast), pen_width(ink, inner_only=True, sharp_only=True))
     if PEN_TO_BACKGROUND * pen > side:
         contrast = paper_contrast(ink, min(round(PEN_TO_BACKGROUND * pen), shorter // 2))
     return contrast
@@ -285,16 +287,19 @@ def paper_contrast(ink: np.ndarray, side: int) -> np.ndarray:
     return np.clip(contrast * 255.0, 0, 255).astype(np.uint8)
 
 
-def pen_width(ink: np.ndarray, inner_only: bool = False) -> float:
+def pen_width(ink: np.ndarray, inner_only: bool = False, sharp_only: bool = False) -> float:
     """Estimate the widest pen stroke: a high percentile of stroke widths in a rough Otsu mask.
 
     With `inner_only`, blobs touching the frame are ignored: on a raw photo those are shadows,
     page edges and paper lines, while a stroke too wide for the opening is an inner blob.
+    With `sharp_only`, soft-edged blobs (shadows inside the frame) are ignored too.
     """
     _, rough = cv2.threshold(ink, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     rough = np.ascontiguousarray(rough[::2, ::2])  # half resolution: only wide pens matter here
     if inner_only:
-        rough = without_shadows(rough & (1 - blobs_on_border(rough)), np.ascontiguousarray(ink[::2, ::2]))
+        rough = rough & (1 - blobs_on_border(rough))
+    if sharp_only:
+        rough = without_shadows(rough, np.ascontiguousarray(ink[::2, ::2]))
     distance = cv2.distanceTransform(rough, cv2.DIST_L2, 3)
     ridge = distance[(distance > 0) & (distance >= cv2.dilate(distance, np.ones((3, 3), np.uint8)))]
     return 4.0 * float(np.percentile(ridge, 90)) if ridge.size else 1.0
@@ -302,10 +307,9 @@ def pen_width(ink: np.ndarray, inner_only: bool = False) -> float:
 
 def without_shadows(mask: np.ndarray, ink: np.ndarray) -> np.ndarray:
     """Clear the blobs of a 0/1 mask whose edges are far too soft for a pen: shadows, not strokes."""
-    labels, found = components(mask, min_area=1)
-    sharpness = edge_sharpness(labels, found, ink)
-    keep = np.zeros(labels.max() + 1, np.uint8)
-    keep[[c.label for c in found if sharpness[c.label] >= SHADOW_SHARPNESS]] = 1
+    _, labels = cv2.connectedComponents(mask, connectivity=8)
+    keep = (sharpness_by_label(labels, ink) >= SHADOW_SHARPNESS).astype(np.uint8)
+    keep[0] = 0
     return keep[labels]
 
 
@@ -415,16 +419,27 @@ def drop_faint(labels: np.ndarray, found: list[Component], ink: np.ndarray) -> l
 
 def edge_sharpness(labels: np.ndarray, found: list[Component], ink: np.ndarray) -> dict[int, float]:
     """Rate each blob's edges: the ink's slope across its outline relative to its contrast."""
+    sharpness = sharpness_by_label(labels, ink)
+    return {c.label: float(sharpness[c.label]) for c in found}
+
+
+def sharpness_by_label(labels: np.ndarray, ink: np.ndarray) -> np.ndarray:
+    """Return, for every label, the mean ink slope along its outline over its mean ink level."""
     smooth = cv2.GaussianBlur(ink, (0, 0), 1.0).astype(np.float32)
     slope = cv2.magnitude(cv2.Sobel(smooth, cv2.CV_32F, 1, 0), cv2.Sobel(smooth, cv2.CV_32F, 0, 1)) / 8
     mask = (labels > 0).astype(np.uint8)
     outline = labels * (mask - cv2.erode(mask, np.ones((3, 3), np.uint8)))
     size = labels.max() + 1
-    edge = np.bincount(outline.ravel(), weights=slope.ravel(), minlength=size)
-    edge_count = np.bincount(outline.ravel(), minlength=size)
-    level = np.bincount(labels.ravel(), weights=smooth.ravel(), minlength=size)
-    slope_at_edge = edge / np.maximum(edge_count, 1)
-    return {c.label: slope_at_edge[c.label] / max(1.0, level[c.label] / c.area) for c in found}
+    edge, edge_count = _sums_by_label(outline, slope, size)
+    level, area = _sums_by_label(labels, smooth, size)
+    return edge / np.maximum(edge_count, 1) / np.maximum(1.0, level / np.maximum(area, 1))
+
+
+def _sums_by_label(labels: np.ndarray, values: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sum `values` and count pixels per label, over labelled pixels only (ink is sparse: fast)."""
+    where = np.flatnonzero(labels)
+    keys = labels.ravel()[where]
+    return np.bincount(keys, weights=values.ravel()[where], minlength=size), np.bincount(keys, minlength=size)
 
 
 def drop_soft(labels: np.ndarray, found: list[Component], ink: np.ndarray) -> list[Component]:
