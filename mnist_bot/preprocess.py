@@ -259,7 +259,7 @@ def flatten_background(ink: np.ndarray) -> np.ndarray:
     contrast = paper_contrast(ink, side)
     pen = max(pen_width(contrast), pen_width(ink, inner_only=True))
     if PEN_TO_BACKGROUND * pen > side:  # a thick pen, or a shadow inside the frame: tell which
-        pen = max(pen_width(contrast), pen_width(ink, inner_only=True, sharp_only=True))
+        pen = max(pen_width(contrast, sharp_only=True), pen_width(ink, inner_only=True, sharp_only=True))
     if PEN_TO_BACKGROUND * pen > side:
         contrast = paper_contrast(ink, min(round(PEN_TO_BACKGROUND * pen), shorter // 2))
     return contrast
