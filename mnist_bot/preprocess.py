@@ -28,6 +28,9 @@ WORK_SIDE = 640  # photos are analysed at this longest side: plenty for a digit,
 MIN_WORK_SIDE = 200  # tiny inputs are upscaled so morphology has room
 STROKE_IN_BOX = 2.4  # MNIST's median pen width, in pixels of the 20x20 box
 FAINT_SHARE = 0.55  # blobs whose mean contrast is under this share of the strongest are not ink
+UNSHADED_POLARITY_SIDE = 200  # images at least this big (photos) get shading removed for polarity
+CLEAR_TILT = 2  # the histogram decides polarity when one tail is this many times longer...
+PHOTO_TILT = 4  # ...or this many times on a photo, where a wide shadow can fake a tilt
 SHADOW_SHARPNESS = 0.08  # edge slope over contrast: blurred pens stay above 0.15, shadows near 0.02
 SOFT_SHARE = 0.35  # blobs whose edges are under this share as steep as the sharpest are shadows
 NEAR_PEAK_SHARE = 0.4  # ink fainter than this share of the strongest ink nearby is not a stroke
@@ -229,13 +232,26 @@ def grey_percentiles(image: np.ndarray, percents: list[float]) -> list[float]:
 
 
 def ink_is_dark(grey: np.ndarray) -> bool:
-    """Detect polarity: the background is the majority, so the median sits near its level."""
+    """Detect polarity: the paper is the majority, so the median sits near its level."""
     # Extreme percentiles, not 1/99: a small digit can cover well under 1% of a photo.
     low, median, high = grey_percentiles(grey, [0.1, 50, 99.9])
     above, below = high - median, median - low
-    if max(above, below) > 2 * min(above, below):
+    photo = min(grey.shape) >= UNSHADED_POLARITY_SIDE
+    # A shadow over most of a photo can tip its histogram the wrong way: trust only a clear tilt.
+    if max(above, below) > (PHOTO_TILT if photo else CLEAR_TILT) * min(above, below):
         return below > above
-    return _local_ink_is_dark(grey)  # a lighting gradient blurs the global picture
+    # Shading (a lighting gradient, a shadow) blurs the global picture.
+    return _unshaded_ink_is_dark(grey) if photo else _local_ink_is_dark(grey)
+
+
+def _unshaded_ink_is_dark(grey: np.ndarray) -> bool:
+    """Decide polarity after subtracting the paper's shading (a wide blur) from a quarter-size copy."""
+    # A shadow over most of a photo drags the median towards the ink and leaves a bright strip of
+    # lit paper, so the raw histogram can be clear and wrong; shading removed, paper is the median.
+    small = cv2.resize(grey, None, fx=0.25, fy=0.25, interpolation=cv2.INTER_AREA).astype(np.float32)
+    detail = small - cv2.GaussianBlur(small, (0, 0), min(small.shape) / 8)
+    low, median, high = np.percentile(detail, [0.1, 50, 99.9])
+    return bool(median - low > high - median)
 
 
 def _local_ink_is_dark(grey: np.ndarray) -> bool:

@@ -35,6 +35,28 @@ def test_ink_is_dark_detects_polarity() -> None:
     assert not P.ink_is_dark(255 - dark_on_light)
 
 
+def shadowed_photo_with_a_thin_one() -> np.ndarray:
+    """Return a grey (480, 640) page: a shadow over all but a lit strip, and a thin dark 1 in the shadow."""
+    page = np.full((480, 640), 140, np.float32)
+    page[:, :110] = 230  # the lit strip beside the shadow of the hand holding the phone
+    page = cv2.GaussianBlur(page, (0, 0), 10)
+    page[200:280, 400:404] = 105  # a faint pencil 1: nearer the shadow than the lit strip is
+    return page.astype(np.uint8)
+
+
+def test_polarity_survives_a_shadow_over_most_of_the_photo() -> None:
+    assert P.ink_is_dark(shadowed_photo_with_a_thin_one())
+    assert not P.ink_is_dark(cv2.bitwise_not(shadowed_photo_with_a_thin_one()))
+
+
+@pytest.mark.parametrize("width", [8, 60, 180])
+@pytest.mark.parametrize("dark", [True, False])
+def test_polarity_of_a_large_image_with_any_pen_width(width: int, dark: bool) -> None:
+    page = np.full((480, 640), 225 if dark else 25, np.uint8)
+    page[40:440, 320 - width // 2 : 320 + width // 2] = 20 if dark else 235  # up to a frame-filling marker
+    assert P.ink_is_dark(page) == dark
+
+
 def test_flatten_background_removes_a_lighting_gradient() -> None:
     gradient = np.tile(np.linspace(0, 120, 300, dtype=np.float32), (300, 1)).astype(np.uint8)
     stroke = gradient.copy()
