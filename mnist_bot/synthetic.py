@@ -202,7 +202,7 @@ def stroke_mask(digit: np.ndarray, height: int, rng: np.random.Generator, pen: f
     wanted = source_topology(digit)
     for _ in range(FAITHFUL_TRIES):
         mask = digit_mask(digit, height, rng) if pen is None else pen_mask(digit, height, pen, rng)
-        if topology(mask >= 0.5, height / 20) == wanted:
+        if topology(mask >= 0.5, height / 20) == wanted:  # MNIST digits are 20 px tall: one MNIST px
             break
     return mask
 
