@@ -104,8 +104,8 @@ def attach_flat(groups: list[list[Component]]) -> list[list[Component]]:
         if _height(merged[i]) >= FLAT_SHARE * height:
             i += 1
             continue
-        j = min((k for k in (i - 1, i + 1) if 0 <= k < len(merged)), key=lambda k: _gap_between(merged, i, k))
-        if _gap_between(merged, i, j) > JOIN_GAP * height:
+        gap, j = min((_gap_between(merged, i, k), k) for k in (i - 1, i + 1) if 0 <= k < len(merged))
+        if gap > JOIN_GAP * height:
             i += 1
             continue
         merged[j] += merged[i]
@@ -120,8 +120,12 @@ def _height(group: list[Component]) -> int:
 
 
 def _gap_between(groups: list[list[Component]], i: int, j: int) -> int:
-    """Return the horizontal gap between groups i and j (negative when they overlap)."""
-    left, right = groups[min(i, j)], groups[max(i, j)]
+    """Return the horizontal gap between groups i and j, in either order."""
+    return _gap(groups[min(i, j)], groups[max(i, j)])
+
+
+def _gap(left: list[Component], right: list[Component]) -> int:
+    """Return the horizontal gap from a group to the group on its right (negative when they overlap)."""
     return min(c.x for c in right) - max(c.x + c.w for c in left)
 
 
@@ -133,11 +137,8 @@ def digit_groups(ink: FoundInk) -> list[list[Component]]:
 
 def could_be_one(left: list[Component], right: list[Component], height: float) -> bool:
     """Tell whether two neighbouring groups are close and narrow enough to be one broken digit."""
-    x0, x1 = min(c.x for c in left), max(c.x + c.w for c in right)
-    y0 = min(c.y for c in left + right)
-    y1 = max(c.y + c.h for c in left + right)
-    gap = min(c.x for c in right) - max(c.x + c.w for c in left)
-    return gap <= JOIN_GAP * height and x1 - x0 <= JOIN_ASPECT * (y1 - y0)
+    width = max(c.x + c.w for c in right) - min(c.x for c in left)
+    return _gap(left, right) <= JOIN_GAP * height and width <= JOIN_ASPECT * _height(left + right)
 
 
 def layout(ink: FoundInk, groups: list[list[Component]]) -> NumberLayout:

@@ -201,10 +201,17 @@ def stroke_mask(digit: np.ndarray, height: int, rng: np.random.Generator, pen: f
     """
     wanted = source_topology(digit)
     for _ in range(FAITHFUL_TRIES):
-        mask = digit_mask(digit, height, rng) if pen is None else pen_mask(digit, height, pen, rng)
+        mask = one_stroke_mask(digit, height, rng, pen)
         if topology(mask >= 0.5, height / 20) == wanted:  # MNIST digits are 20 px tall: one MNIST px
             break
     return mask
+
+
+def one_stroke_mask(
+    digit: np.ndarray, height: int, rng: np.random.Generator, pen: float | None
+) -> np.ndarray:
+    """Draw a digit once, with the felt tip (`pen` None) or a round pen, whatever its shape becomes."""
+    return digit_mask(digit, height, rng) if pen is None else pen_mask(digit, height, pen, rng)
 
 
 def topology(ink: np.ndarray, unit: float) -> tuple[int, int]:
