@@ -76,6 +76,7 @@ def _extra_parser(sub: Any) -> None:
     p.add_argument("--photos", type=int, default=6000, help="MNIST training digits photographed")
     p.add_argument("--canvases", type=int, default=6000, help="MNIST training digits re-stroked as drawings")
     p.add_argument("--unipen-renders", type=int, default=2, help="drawings per UNIPEN training sample")
+    p.add_argument("--numbers", type=int, default=0, help="photos of 2-10 digit numbers, cut into digits")
     p.add_argument("--handwriting-dir", type=Path, help="folder with unipen_1a_digits.jsonl.gz")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--mnist-dir", type=Path, help="MNIST folder (default: $MNIST_DIR)")
@@ -245,6 +246,7 @@ def cmd_make_extra(args: argparse.Namespace) -> int:
         args.canvases,
         args.unipen_renders,
         args.seed,
+        args.numbers,
     )
     save_extra(extra, args.out)
     print(f"wrote {len(extra.labels)} digits to {args.out}")

@@ -21,6 +21,7 @@ from mnist_bot import synthetic as syn
 from mnist_bot.data import Split
 from mnist_bot.errors import RecognizerError
 from mnist_bot.preprocess import prepare_digit
+from mnist_bot.segment import prepare_number
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,11 @@ def _prepared(items: Iterable[tuple[int, Callable[[], object]]]) -> Split:
         except RecognizerError:
             continue  # a fragmentary sample; the pipeline rejects it in service too
         labels.append(label)
+    return _as_split(images, labels)
+
+
+def _as_split(images: list[np.ndarray], labels: list[int]) -> Split:
+    """Store float 0-1 model inputs as a uint8 Split, like MNIST's own."""
     x = np.round(np.stack(images) * 255).astype(np.uint8) if images else np.zeros((0, 28, 28), np.uint8)
     return Split(x, np.asarray(labels, dtype=np.uint8))
 
@@ -62,6 +68,26 @@ def mnist_photos(train: Split, count: int, rng: np.random.Generator) -> Split:
     )
 
 
+def mnist_number_digits(train: Split, numbers: int, rng: np.random.Generator) -> Split:
+    """Photograph `numbers` numbers of 2-10 MNIST training digits; keep each digit our segmentation cuts.
+
+    A digit in a number is drawn smaller and next to others, so it reaches the model cut and
+    scaled differently from a lone digit. Numbers cut into the wrong count of digits are skipped:
+    their pieces would carry the wrong labels.
+    """
+    images, labels = [], []
+    for _ in range(numbers):
+        picks = rng.choice(len(train.images), int(rng.integers(2, 11)), replace=False)
+        try:
+            found = prepare_number(syn.photo_of_number([train.images[i] for i in picks], rng)).digits
+        except RecognizerError:
+            continue
+        if len(found) == len(picks):
+            images += [digit.input28 for digit in found]
+            labels += [int(train.labels[i]) for i in picks]
+    return _as_split(images, labels)
+
+
 def mnist_canvases(train: Split, count: int, rng: np.random.Generator) -> Split:
     """Re-stroke `count` random MNIST training digits as canvas drawings of varied pens."""
     picks = rng.choice(len(train.images), size=count, replace=False)
@@ -71,16 +97,25 @@ def mnist_canvases(train: Split, count: int, rng: np.random.Generator) -> Split:
 
 
 def build_extra(
-    train: Split, handwriting_dir: Path | None, photos: int, canvases: int, unipen_renders: int, seed: int
+    train: Split,
+    handwriting_dir: Path | None,
+    photos: int,
+    canvases: int,
+    unipen_renders: int,
+    seed: int,
+    numbers: int = 0,
 ) -> Split:
     """Build the extra training set and return it as one Split."""
     rng = np.random.default_rng(seed)
-    parts = [mnist_photos(train, photos, rng), mnist_canvases(train, canvases, rng)]
+    parts = {"photos": mnist_photos(train, photos, rng), "canvases": mnist_canvases(train, canvases, rng)}
     if handwriting_dir is not None and unipen_renders:
-        parts.append(unipen_canvases(handwriting_dir, unipen_renders, rng))
-    for part, name in zip(parts, ("photos", "canvases", "unipen"), strict=False):
+        parts["unipen"] = unipen_canvases(handwriting_dir, unipen_renders, rng)
+    if numbers:
+        parts["number digits"] = mnist_number_digits(train, numbers, rng)
+    for name, part in parts.items():
         log.info("extra %s: %d digits", name, len(part.labels))
-    return Split(np.concatenate([p.images for p in parts]), np.concatenate([p.labels for p in parts]))
+    chosen = list(parts.values())
+    return Split(np.concatenate([p.images for p in chosen]), np.concatenate([p.labels for p in chosen]))
 
 
 def save_extra(split: Split, path: Path) -> None:
