@@ -47,7 +47,9 @@ def on_text_line(blobs: list[Component]) -> list[Component]:
     y = np.array([c.y + c.h / 2 for c in blobs])
     height = float(np.median([c.h for c in blobs]))
     offset = y - line_slope(x, y, height) * x
-    return [c for c, off in zip(blobs, offset, strict=True) if abs(off - np.median(offset)) <= 0.75 * height]
+    # The line runs through a real blob (not between two far apart), so at least one blob stays.
+    line = np.percentile(offset, 50, method="closest_observation")
+    return [c for c, off in zip(blobs, offset, strict=True) if abs(off - line) <= 0.75 * height]
 
 
 def line_slope(x: np.ndarray, y: np.ndarray, height: float) -> float:

@@ -142,6 +142,12 @@ def test_the_text_line_follows_the_slope_and_drops_marks_off_it() -> None:
     assert [c.label for c in segment.on_text_line(blobs)] == [0, 1, 2, 3, 4]
 
 
+def test_two_marks_far_apart_vertically_keep_one_line() -> None:
+    # The median of two offsets lies between them, a line through neither: both would be dropped.
+    blobs = [Component(1, 0, 0, 40, 50, 800), Component(2, 300, 200, 40, 50, 800)]
+    assert len(segment.on_text_line(blobs)) == 1
+
+
 def test_a_detached_hat_joins_the_digit_beside_it() -> None:
     body, hat, other = (
         Component(1, 0, 20, 60, 100, 900),
