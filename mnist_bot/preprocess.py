@@ -32,6 +32,7 @@ UNSHADED_POLARITY_SIDE = 200  # images at least this big (photos) get shading re
 CLEAR_TILT = 2  # the histogram decides polarity when one tail is this many times longer...
 PHOTO_TILT = 4  # ...or this many times on a photo, where a wide shadow can fake a tilt
 SHADOW_SHARPNESS = 0.08  # edge slope over contrast: blurred pens stay above 0.15, shadows near 0.02
+SHARP_EDGE_REACH = 4  # px from a sharp edge that count as its stroke; wider strokes are walled in
 SOFT_SHARE = 0.35  # blobs whose edges are under this share as steep as the sharpest are shadows
 NEAR_PEAK_SHARE = 0.4  # ink fainter than this share of the strongest ink nearby is not a stroke
 BACKGROUND_SHARE = 5  # the background kernel is this fraction of the image's shorter side
@@ -358,6 +359,38 @@ def nearby_peak(ink: np.ndarray) -> np.ndarray:
     return cv2.dilate(smooth, cv2.getStructuringElement(cv2.MORPH_RECT, (side, side))).astype(np.float32)
 
 
+def near_sharp_edges(mask: np.ndarray, ink: np.ndarray) -> np.ndarray:
+    """Keep ink near a sharp edge, or walled in by such ink: pen strokes, not shadows fused with them.
+
+    A shadow narrower than the background opening survives flattening and can join a stroke
+    into one blob. Its edges are far too soft for a pen, so its pixels lie far from any sharp
+    edge and it reaches the paper through its soft outline; the inside of a thick stroke is
+    far from edges too, but ringed by sharp-edged ink. Worked out at half resolution: the
+    edges that matter are several pixels wide.
+    """
+    half = cv2.resize(ink, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
+    gradient = half.astype(np.float32)
+    slope = cv2.magnitude(cv2.Sobel(gradient, cv2.CV_32F, 1, 0), cv2.Sobel(gradient, cv2.CV_32F, 0, 1)) / 16
+    sharp = (slope >= SHADOW_SHARPNESS * nearby_peak(half)).astype(np.uint8)
+    near = (cv2.distanceTransform(1 - sharp, cv2.DIST_L2, 3) <= SHARP_EDGE_REACH / 2).astype(np.uint8)
+    size = (half.shape[1], half.shape[0])
+    small_mask = cv2.resize(mask, size, interpolation=cv2.INTER_NEAREST).astype(np.uint8)
+    near |= enclosed(small_mask & (1 - near), small_mask)
+    return mask & cv2.resize(near, (mask.shape[1], mask.shape[0]), interpolation=cv2.INTER_NEAREST)
+
+
+def enclosed(far: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Return the parts of `far` (0/1) walled in by the rest of `mask`: the inside of a blot, not a shadow.
+
+    A shadow reaches the paper through its own soft edge; the inside of a blot or a thick
+    junction is ringed by the sharp-edged ink around it.
+    """
+    count, labels = cv2.connectedComponents(1 - (mask & (1 - far)), connectivity=4)
+    touches_paper = np.zeros(count, np.uint8)
+    touches_paper[labels[mask == 0]] = 1
+    return far & (1 - touches_paper[labels])
+
+
 def remove_rule_lines(mask: np.ndarray) -> np.ndarray:
     """Erase ruled or squared paper lines: long thin runs spanning most of the image."""
     lines = np.zeros_like(mask)
@@ -579,6 +612,8 @@ def find_ink(image: ImageInput) -> FoundInk:
     array, decode_scale = load_image_scaled(image)
     ink = ink_image(array)
     mask = remove_rule_lines(ink_mask(ink.ink))
+    if not ink.drawing and ink.scale <= 1:  # canvases have no shadows; upscaling softens every edge
+        mask = near_sharp_edges(mask, ink.ink)
     min_area = max(12, int(mask.size * 2e-5))
     labels, found = components(mask, min_area)
     if not ink.drawing:  # a canvas has no shadows; anti-aliasing alone makes its edges soft

@@ -116,6 +116,28 @@ def test_ink_mask_does_not_fuse_a_faint_band_with_a_stroke() -> None:
     assert not mask[150, 110:125].any()
 
 
+def test_a_soft_shadow_fused_with_a_stroke_is_cut_away_and_the_stroke_kept() -> None:
+    ink = np.full((300, 400), 10, np.float32)
+    ink[:, 160:260] = 140  # a shadow band touching the stroke, as strong as half the ink
+    ink = cv2.GaussianBlur(ink, (0, 0), 12)
+    ink[60:240, 252:260] = 240  # a "1" at the band's edge: one blob once thresholded
+    ink = ink.astype(np.uint8)
+    mask = (ink > 60).astype(np.uint8)
+    kept = P.near_sharp_edges(mask, ink)
+    assert kept[60:240, 252:260].mean() > 0.95
+    band = mask.copy()
+    band[:, 240:272] = 0  # the band away from the stroke
+    assert kept[band > 0].mean() < 0.1
+
+
+def test_near_sharp_edges_keeps_the_inside_of_a_blot() -> None:
+    ink = np.full((300, 300), 10, np.uint8)
+    cv2.circle(ink, (150, 150), 60, 230, -1)  # a filled blob far wider than the pen of the digit beside it
+    ink[40:260, 40:46] = 230
+    mask = (ink > 100).astype(np.uint8)
+    assert P.near_sharp_edges(mask, ink)[mask > 0].mean() > 0.99
+
+
 def test_pen_width_reads_the_widest_strokes() -> None:
     contrast = np.zeros((300, 300), np.uint8)
     contrast[40:260, 60:64] = 200  # a hairline

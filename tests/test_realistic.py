@@ -39,8 +39,8 @@ def test_make_extra_writes_data_that_training_reads(
     tmp_path: Path, mnist_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "extra.npz"
-    argv = ["make-extra", str(out), "--photos", "3", "--canvases", "2", "--unipen-renders", "0", "--numbers", "2"]
-    assert main([*argv, "--mnist-dir", str(mnist_dir)]) == 0
+    sizes = ["--photos", "3", "--canvases", "2", "--unipen-renders", "0", "--numbers", "2"]
+    assert main(["make-extra", str(out), *sizes, "--mnist-dir", str(mnist_dir)]) == 0
     extra = load_extra(out)
     assert capsys.readouterr().out.strip() == f"wrote {len(extra.labels)} digits to {out}"
     assert len(extra.labels) >= 3 + 2 + 2 * 2 - 2
