@@ -73,7 +73,7 @@ class InkImage:
 class FoundInk:
     """Labelled ink blobs of one image at working resolution."""
 
-    labels: np.ndarray  # int32 (H, W), 0 = background
+    labels: np.ndarray  # uint16 or int32 (H, W), 0 = background
     blobs: list[Component]
     scale: float  # working pixels per input pixel
     drawing: bool
@@ -417,7 +417,7 @@ def _spanning_components(runs: np.ndarray, extent: int, axis: int) -> np.ndarray
     """
     if not cv2.countNonZero(runs):
         return runs  # no long run at all (most unruled photos): labelling an empty image costs 1 ms
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(runs, connectivity=8)
+    count, labels, stats = blobs_with_stats(runs)
     span_column = cv2.CC_STAT_WIDTH if axis == 1 else cv2.CC_STAT_HEIGHT
     min_span = extent * (0.8 if axis == 1 else 0.9)
     keep = [
@@ -447,9 +447,20 @@ class Component:
         return max(dx, dy)
 
 
+def blobs_with_stats(mask: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+    """Label the 8-connected blobs of a 0/1 mask; return their count, labels and OpenCV stats."""
+    # 16-bit labels make OpenCV's statistics pass about 3x faster; a mask with fewer ink pixels
+    # than 16 bits can count cannot have more blobs than that.
+    wide = cv2.countNonZero(mask) >= np.iinfo(np.uint16).max
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(
+        mask, connectivity=8, ltype=cv2.CV_32S if wide else cv2.CV_16U
+    )
+    return count, labels, stats
+
+
 def components(mask: np.ndarray, min_area: int = 12) -> tuple[np.ndarray, list[Component]]:
     """Label connected ink blobs, dropping specks of noise."""
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    count, labels, stats = blobs_with_stats(mask)
     found = [
         Component(i, *(int(v) for v in stats[i, :4]), area=int(stats[i, cv2.CC_STAT_AREA]))  # type: ignore[misc]
         for i in range(1, count)

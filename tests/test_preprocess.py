@@ -138,6 +138,15 @@ def test_near_sharp_edges_keeps_the_inside_of_a_blot() -> None:
     assert P.near_sharp_edges(mask, ink)[mask > 0].mean() > 0.99
 
 
+@pytest.mark.parametrize("share", [0.02, 0.6])  # sparse ink gets 16-bit labels, a dense mask 32-bit
+def test_blobs_with_stats_match_opencvs_default_labelling(share: float) -> None:
+    mask = (np.random.default_rng(0).random((400, 400)) < share).astype(np.uint8)
+    count, labels, stats = P.blobs_with_stats(mask)
+    expected = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    assert count == expected[0]
+    assert np.array_equal(labels, expected[1]) and np.array_equal(stats, expected[2])
+
+
 def test_pen_width_reads_the_widest_strokes() -> None:
     contrast = np.zeros((300, 300), np.uint8)
     contrast[40:260, 60:64] = 200  # a hairline
