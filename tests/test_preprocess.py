@@ -294,6 +294,17 @@ def test_box_is_reported_in_input_pixels() -> None:
     assert 280 <= box.x + box.w / 2 <= 320 and 530 <= box.y <= 580 and 260 <= box.h <= 320
 
 
+def test_a_large_jpeg_decodes_small_and_grey_with_boxes_in_its_own_pixels() -> None:
+    page = Image.new("RGB", (1280, 960), (235, 235, 225))
+    digit = draw_digit(1, 1000, width=30, scale=0.4, offset=(100, 500)).convert("RGB")
+    page.paste(digit.crop((0, 0, 900, 900)))
+    data = encode(page, "JPEG", quality=90)
+    array, scale = P.load_image_scaled(data)
+    assert array.shape == (480, 640) and scale == 0.5  # decoded at half size, luma only
+    box = P.prepare_digit(data).box
+    assert 280 <= box.x + box.w / 2 <= 320 and 530 <= box.y <= 580 and 260 <= box.h <= 320
+
+
 def test_exif_orientation_is_applied() -> None:
     upright = draw_digit(7, 300, width=16).convert("RGB")
     rotated = upright.rotate(90, expand=True)
