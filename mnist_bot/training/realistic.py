@@ -2,8 +2,9 @@
 
 MNIST alone teaches the model MNIST's pen. Real drawings come from other writers and pens, and
 real photos pass through thresholding and stroke normalisation first. Rendering UNIPEN pen
-trajectories as canvases and MNIST *training* digits as phone photos, then running both through
-`preprocess.prepare_digit`, gives the model the exact inputs it will see in service.
+trajectories as canvases and MNIST *training* digits as phone photos (alone, or side by side as
+numbers cut apart by `segment.prepare_number`), then running them through the serving
+preprocessing, gives the model the exact inputs it will see in service.
 UNIPEN writers are split by a stable hash so that benchmarks can hold some writers out.
 """
 
