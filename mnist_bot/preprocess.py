@@ -380,8 +380,7 @@ def near_sharp_edges(mask: np.ndarray, ink: np.ndarray) -> np.ndarray:
     edges that matter are several pixels wide.
     """
     half = cv2.resize(ink, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
-    gradient = half.astype(np.float32)
-    slope = cv2.magnitude(cv2.Sobel(gradient, cv2.CV_32F, 1, 0), cv2.Sobel(gradient, cv2.CV_32F, 0, 1)) / 16
+    slope = ink_slope(half.astype(np.float32)) / 2  # per pixel of the full-resolution ink
     sharp = (slope >= SHADOW_SHARPNESS * nearby_peak(half)).astype(np.uint8)
     near = (cv2.distanceTransform(1 - sharp, cv2.DIST_L2, 3) <= SHARP_EDGE_REACH / 2).astype(np.uint8)
     size = (half.shape[1], half.shape[0])
@@ -499,13 +498,18 @@ def edge_sharpness(labels: np.ndarray, found: list[Component], ink: np.ndarray) 
 def sharpness_by_label(labels: np.ndarray, ink: np.ndarray) -> np.ndarray:
     """Return, for every label, the mean ink slope along its outline over its mean ink level."""
     smooth = cv2.GaussianBlur(ink, (0, 0), 1.0).astype(np.float32)
-    slope = cv2.magnitude(cv2.Sobel(smooth, cv2.CV_32F, 1, 0), cv2.Sobel(smooth, cv2.CV_32F, 0, 1)) / 8
+    slope = ink_slope(smooth)
     mask = (labels > 0).astype(np.uint8)
     outline = labels * (mask - cv2.erode(mask, np.ones((3, 3), np.uint8)))
     size = labels.max() + 1
     edge, edge_count = _sums_by_label(outline, slope, size)
     level, area = _sums_by_label(labels, smooth, size)
     return edge / np.maximum(edge_count, 1) / np.maximum(1.0, level / np.maximum(area, 1))
+
+
+def ink_slope(image: np.ndarray) -> np.ndarray:
+    """Return the float32 image's gradient magnitude in grey levels per pixel (Sobel's sum is 8x)."""
+    return cv2.magnitude(cv2.Sobel(image, cv2.CV_32F, 1, 0), cv2.Sobel(image, cv2.CV_32F, 0, 1)) / 8
 
 
 def _sums_by_label(labels: np.ndarray, values: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
