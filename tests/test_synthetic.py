@@ -91,7 +91,7 @@ def test_stroke_mask_keeps_the_parts_and_loops_of_small_mnist_digits(mnist: Mnis
     digits = mnist.test.images[:300]
     draw = np.random.default_rng(3)
     heights = draw.integers(18, 40, len(digits))
-    pens = [None if draw.random() < 0.4 else max(2.0, h * draw.uniform(0.04, 0.14)) for h in heights]
+    pens = [syn.choose_pen(h, draw) for h in heights]
 
     def faithful_share(render: Callable[..., np.ndarray]) -> float:
         kept = [
