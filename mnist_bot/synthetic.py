@@ -24,7 +24,9 @@ INKS = ((22, 22, 28), (30, 40, 105), (25, 35, 140), (70, 70, 78), (45, 45, 50)) 
 PAPERS = ((246, 246, 244), (222, 222, 220), (244, 236, 212), (232, 240, 248), (248, 236, 238))
 RULE_COLOURS = ((150, 185, 230), (175, 175, 180), (120, 170, 220))
 MIN_DIGIT_FRACTION = 0.08  # smallest digit height, as a fraction of the frame height
-FAITHFUL_TRIES = 6  # redraws allowed for a digit whose render changed its parts or loops
+FAITHFUL_TRIES = 6  # redraws allowed, per tip, for a digit whose render changed its shape
+THICK_STROKE = 1.7  # source half-width (px of a 20 px digit) above which a thin pen would lose curls
+LOST_INK = 4  # source ink pixels a faithful render may leave uncovered
 
 
 # ---------------------------------------------------------------- digit shapes
@@ -172,9 +174,8 @@ def number_mask(
     width_per_height = float(np.dot(sizes, aspects) * 1.1 + gaps.sum())
     high = min(0.4 * frame[0], 0.88 * frame[1] / width_per_height)
     digit_height = rng.uniform(min(high, max(MIN_DIGIT_FRACTION * frame[0], 24)), high)
-    pen = choose_pen(digit_height, rng)
     heights = [max(8, round(digit_height * s)) for s in sizes]
-    masks = [stroke_mask(d, h, rng, pen) for d, h in zip(digits28, heights, strict=True)]
+    masks = number_strokes(digits28, heights, rng, choose_pen(digit_height, rng))
     return _side_by_side(masks, [max(3, round(g * digit_height)) for g in gaps], digit_height, rng)
 
 
@@ -193,18 +194,73 @@ def _side_by_side(
 
 
 def stroke_mask(digit: np.ndarray, height: int, rng: np.random.Generator, pen: float | None) -> np.ndarray:
-    """Draw a digit with MNIST's own felt-tip stroke (`pen` None) or a round pen, keeping its shape.
+    """Draw a digit with MNIST's own felt-tip stroke (`pen` None) or a round pen, keeping its shape."""
+    return number_strokes([digit], [height], rng, pen)[0]
+
+
+def number_strokes(
+    digits: Sequence[np.ndarray], heights: Sequence[int], rng: np.random.Generator, pen: float | None
+) -> list[np.ndarray]:
+    """Draw digits with one pen, or all with the felt tip when the pen cannot draw each faithfully.
 
     A small render can fill a loop or break a faint stroke, turning a 9 into a 1 or an 8 into
-    a 9: the photo then shows another digit than its label. Such draws are redrawn (a few tries)
-    until the parts and loops match the MNIST source's.
+    a 9, and a thin pen following the skeleton of a thick stroke loses the curls hidden in it,
+    turning a 2 into a 1 or a 3 into a 5: the photo then shows another digit than its label.
+    Such draws are redrawn (a few tries). The felt tip, the source itself enlarged, is the
+    fallback for the whole number, since one writer does not switch pens between digits.
     """
+    if pen is not None and all(stroke_half_width(d) <= THICK_STROKE for d in digits):
+        drawn = [faithful_draw(d, h, rng, pen) for d, h in zip(digits, heights, strict=True)]
+        if all(mask is not None for mask in drawn):
+            return [mask for mask in drawn if mask is not None]
+    return [felt_tip_mask(d, h, rng) for d, h in zip(digits, heights, strict=True)]
+
+
+def faithful_draw(
+    digit: np.ndarray, height: int, rng: np.random.Generator, pen: float | None
+) -> np.ndarray | None:
+    """Return the first of a few draws that keeps the digit's parts, loops and strokes, or None."""
     wanted = source_topology(digit)
     for _ in range(FAITHFUL_TRIES):
         mask = one_stroke_mask(digit, height, rng, pen)
-        if topology(mask >= 0.5, height / 20) == wanted:  # MNIST digits are 20 px tall: one MNIST px
-            break
-    return mask
+        # MNIST digits are 20 px tall: height / 20 is one MNIST px.
+        if topology(mask >= 0.5, height / 20) == wanted and uncovered_ink(digit, mask) < LOST_INK:
+            return mask
+    return None
+
+
+def felt_tip_mask(digit: np.ndarray, height: int, rng: np.random.Generator) -> np.ndarray:
+    """Draw a digit with the felt tip, faithfully if a few tries allow (a very faint source may not)."""
+    mask = faithful_draw(digit, height, rng, None)
+    return one_stroke_mask(digit, height, rng, None) if mask is None else mask
+
+
+def stroke_half_width(digit: np.ndarray) -> float:
+    """Return the median half-width of a uint8 MNIST digit's stroke, in px of a 20 px tall digit."""
+    crop = np.pad(crop_to_ink(digit), 2).astype(np.float32) / 255.0
+    enlarged = cv2.resize(crop, None, fx=4, fy=4, interpolation=cv2.INTER_CUBIC) > 0.5
+    if not enlarged.any():
+        return 0.0
+    inside = cv2.distanceTransform(enlarged.astype(np.uint8), cv2.DIST_L2, 5)
+    return float(np.median(inside[thin(enlarged)])) / 4 * 20 / max(crop.shape[0] - 4, 1)
+
+
+def uncovered_ink(digit: np.ndarray, mask: np.ndarray) -> int:
+    """Count the MNIST digit's ink pixels that a render, shrunk onto the digit's box, leaves far from its ink.
+
+    Far is more than the source stroke's half-width plus one px: a thinner pen is not a loss,
+    a missing hook or bar is.
+    """
+    source = np.pad(crop_to_ink(digit, 127), 3) > 127
+    drawn = crop_to_ink((np.clip(mask, 0.0, 1.0) * 255).astype(np.uint8), 127).astype(np.float32) / 255.0
+    size = (source.shape[1] - 6, source.shape[0] - 6)
+    render = np.pad(cv2.resize(drawn, size, interpolation=cv2.INTER_AREA), 3) >= 0.35
+    if not source.any() or not render.any():
+        return int(source.sum())
+    inside = cv2.distanceTransform(source.astype(np.uint8), cv2.DIST_L2, 3)
+    half_width = float(np.median(inside[thin(source)]))
+    far = cv2.distanceTransform((~render).astype(np.uint8), cv2.DIST_L2, 3)
+    return int(np.sum(source & (far > half_width + 1.0)))
 
 
 def one_stroke_mask(

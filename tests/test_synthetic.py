@@ -106,6 +106,35 @@ def test_stroke_mask_keeps_the_parts_and_loops_of_small_mnist_digits(mnist: Mnis
     assert redrawn > faithful_share(syn.one_stroke_mask)
 
 
+def test_uncovered_ink_counts_a_lost_stroke_but_not_a_thinner_pen() -> None:
+    zero = mnist_like(0)
+    thin_pen = syn.pen_mask(zero, 200, pen=6.0, rng=rng())
+    assert syn.uncovered_ink(zero, thin_pen) < syn.LOST_INK
+    open_side = syn.digit_mask(zero, 200, rng())
+    h, w = open_side.shape
+    open_side[h // 3 : 2 * h // 3, w // 2 :] = 0  # the 0's right side is gone: a C
+    assert syn.uncovered_ink(zero, open_side) >= syn.LOST_INK
+
+
+def test_stroke_half_width_tells_thick_sources_from_thin_ones() -> None:
+    thin_one, thick_one = mnist_like(1), cv2.dilate(mnist_like(1), np.ones((3, 3), np.uint8))
+    assert syn.stroke_half_width(thin_one) <= syn.THICK_STROKE < syn.stroke_half_width(thick_one)
+
+
+def test_a_number_the_pen_cannot_follow_is_drawn_with_the_felt_tip_throughout() -> None:
+    # One writer does not switch pens between digits: a mixed number is not a realistic photo.
+    thick_seven = cv2.dilate(mnist_like(7), np.ones((3, 3), np.uint8))
+    digits, heights = [mnist_like(1), thick_seven, mnist_like(0)], [120, 120, 120]
+    felt = syn.number_strokes(digits, heights, rng(), pen=4.0)
+    pen = syn.number_strokes([mnist_like(1), mnist_like(7), mnist_like(0)], heights, rng(), pen=4.0)
+
+    def half_widths(masks: list[np.ndarray]) -> list[float]:
+        return [syn.stroke_half_width(np.uint8(m * 255)) for m in masks]
+
+    assert max(half_widths(pen)) < 0.5  # the 4 px pen on 120 px digits
+    assert min(half_widths(felt)) > 0.5  # the sources' own strokes, thin 1 and 0 included
+
+
 def test_thin_reduces_a_thick_bar_to_a_one_pixel_line() -> None:
     bar = np.zeros((40, 60), dtype=bool)
     bar[15:26, 5:55] = True
