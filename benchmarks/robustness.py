@@ -37,7 +37,8 @@ DEFAULT_HANDWRITING_DIR = SHARED / "handwriting"
 CHUNK = 64
 EXAMPLES_PER_KIND = 6
 FAILURES_PER_KIND = 24
-KINDS = ("mnist", "mnist_pipeline", "photo", "canvas", "unipen", "semeion", "optdigits", "number")
+KINDS = ("mnist", "mnist_pipeline", "photo", "canvas", "unipen", "semeion", "optdigits", "number", "blank")
+NO_DIGIT = ""  # the true answer for blank paper: "no digit here" (an EmptyImageError), not a guess
 TARGETS = {"photo": 0.99, "canvas": 0.98, "unipen": 0.98, "number": 0.95}
 DESCRIPTIONS = {
     "mnist": "clean MNIST test, model on the raw 28x28",
@@ -48,6 +49,7 @@ DESCRIPTIONS = {
     "semeion": "Semeion 16x16 scans, upscaled grey",
     "optdigits": "optdigits 32x32 scans, upscaled grey",
     "number": "photos of 2-10 digit numbers (whole number right)",
+    "blank": "photos of blank paper (right = no digit found)",
 }
 
 Image_ = bytes | np.ndarray
@@ -74,7 +76,7 @@ class Score:
     def add(self, truth: str, answer: str | None, unsure: bool, naive: str | None) -> None:
         """Count one input: the pipeline's answer (None for an error), its unsure flag, the naive answer."""
         self.n += 1
-        right = answer == truth
+        right = answer == truth or (truth == NO_DIGIT and answer is None)
         self.correct += right
         self.naive_correct += naive == truth
         self.unsure += unsure or answer is None
@@ -186,6 +188,9 @@ def samples(kind: str, sources: Sources, n: int, rng: np.random.Generator) -> It
     if kind in {"unipen", "semeion", "optdigits"}:
         yield from _real(kind, sources, n, rng)
         return
+    if kind == "blank":
+        yield from _blank_photos(n, rng)
+        return
     make: Callable[[np.ndarray], Image_] = {
         "mnist": lambda d: d,
         "mnist_pipeline": lambda d: d,
@@ -199,6 +204,12 @@ def samples(kind: str, sources: Sources, n: int, rng: np.random.Generator) -> It
 def _pick(size: int, n: int, rng: np.random.Generator) -> np.ndarray:
     """Choose n indices out of size, without repeats while that is possible."""
     return rng.choice(size, n, replace=n > size)
+
+
+def _blank_photos(n: int, rng: np.random.Generator) -> Iterator[Sample]:
+    """Yield photos of paper with nothing written on it: lighting, shadows, rule lines, grain."""
+    for _ in range(n):
+        yield syn.photograph(np.zeros(syn.frame_shape(rng), np.float32), rng), NO_DIGIT
 
 
 def _numbers(x: np.ndarray, y: np.ndarray, n: int, rng: np.random.Generator) -> Iterator[Sample]:

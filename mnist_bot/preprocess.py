@@ -39,6 +39,7 @@ NEAR_PEAK_SHARE = 0.4  # ink fainter than this share of the strongest ink nearby
 BACKGROUND_SHARE = 5  # the background kernel is this fraction of the image's shorter side
 PEN_TO_BACKGROUND = 4  # and at least this many pen widths
 MIN_CONTRAST = 28  # grey levels between ink and paper below which there is no digit
+MIN_DIGIT_SHARE = 0.03  # a photo's digit spans at least this share of the shorter side: less is a speck
 EMPTY_MESSAGE = "I can't see a digit; try a closer photo with the digit in the middle."
 
 
@@ -552,6 +553,11 @@ def union_box(parts: list[Component]) -> Box:
     return Box(x0, y0, x1 - x0, y1 - y0)
 
 
+def is_speck(box: Box, shape: tuple[int, ...]) -> bool:
+    """Tell whether ink is too small against the photo to be a digit: grain, dust, a grid crossing."""
+    return max(box.w, box.h) < MIN_DIGIT_SHARE * min(shape[:2])
+
+
 def looks_like_digit(parts: list[Component], box: Box) -> bool:
     """Reject shapes no digit has: very wide, a filled blob, or too tiny to read."""
     fill = sum(c.area for c in parts) / max(1, box.w * box.h)
@@ -654,6 +660,8 @@ def prepare_found_digit(ink: FoundInk) -> PreparedDigit:
     """Prepare the single digit among already-found ink blobs."""
     # On a canvas nothing but the user's strokes exists, so a far stroke is still part of the digit.
     parts = ink.blobs if ink.drawing else select_digit(ink.blobs, ink.labels.shape)
+    if not ink.drawing and is_speck(union_box(parts), ink.labels.shape):
+        raise EmptyImageError(EMPTY_MESSAGE)
     return prepare_parts(ink.labels, parts, ink.scale)
 
 

@@ -15,8 +15,10 @@ from mnist_bot.preprocess import (
     ImageInput,
     PreparedDigit,
     find_ink,
+    is_speck,
     prepare_found_digit,
     prepare_parts,
+    union_box,
 )
 
 MAX_DIGITS = 12
@@ -134,7 +136,10 @@ def _gap(left: list[Component], right: list[Component]) -> int:
 def digit_groups(ink: FoundInk) -> list[list[Component]]:
     """Group found ink into digits, left to right (empty when none looks like a digit)."""
     blobs = on_text_line(main_blobs(ink.blobs))
-    return attach_small(attach_flat(group_columns(blobs)), ink.blobs)[:MAX_DIGITS]
+    groups = attach_small(attach_flat(group_columns(blobs)), ink.blobs)
+    if not ink.drawing:
+        groups = [g for g in groups if not is_speck(union_box(g), ink.labels.shape)]
+    return groups[:MAX_DIGITS]
 
 
 def could_be_one(left: list[Component], right: list[Component], height: float) -> bool:

@@ -170,6 +170,16 @@ def test_pen_width_of_inner_blobs_keeps_a_sharp_marker_stroke() -> None:
     assert 30 <= P.pen_width(ink, inner_only=True, sharp_only=True) <= 50
 
 
+def test_specks_on_a_photo_are_no_digit_but_a_small_digit_is_read() -> None:
+    page = np.full((480, 640), 215, np.uint8)
+    for x in range(60, 600, 90):
+        page[300:310, x : x + 9] = 40  # specks of dirt 10 px tall: 2% of the shorter side
+    with pytest.raises(EmptyImageError):
+        P.prepare_digit(page)
+    cv2.line(page, (420, 100), (420, 150), 40, 4)  # a 1 of 50 px, 10% of it
+    assert P.prepare_digit(page).box.x > 400
+
+
 def test_ink_mask_raises_on_a_blank_page() -> None:
     with pytest.raises(EmptyImageError):
         P.ink_mask(np.full((200, 200), 3, np.uint8))

@@ -91,6 +91,20 @@ def test_read_number_orders_digits_left_to_right(fake_recognizer: Recognizer) ->
     assert xs == sorted(xs)
 
 
+def test_specks_are_not_counted_as_digits_of_a_number() -> None:
+    page = np.full((480, 640), 255, np.uint8)
+    for i, digit in enumerate((7, 4)):
+        page[150:270, 150 + i * 150 : 270 + i * 150] = np.asarray(draw_digit(digit, 120, width=10))
+    specks = page.copy()
+    specks[205:213, 460:468] = 0  # a dot after the number, on its line: 2% of the shorter side
+    assert len(segment.prepare_number(specks).digits) == len(segment.prepare_number(page).digits) == 2
+    only_specks = np.full((480, 640), 255, np.uint8)
+    for x in range(60, 600, 90):
+        only_specks[205:213, x : x + 8] = 0
+    with pytest.raises(EmptyImageError):
+        segment.prepare_number(only_specks)
+
+
 def guess(digit: int, confidence: float) -> Prediction:
     """Return a Prediction of `digit` with `confidence`, the rest spread evenly."""
     probabilities = np.full(10, (1 - confidence) / 9)

@@ -346,6 +346,16 @@ def test_number_scores_count_digits_by_edit_distance() -> None:
     assert summary["accuracy_when_sure"] == 1.0 and summary["unsure_rate"] == 0.5
 
 
+def test_blank_paper_scores_right_only_when_no_digit_is_found() -> None:
+    bench = robustness_module()
+    score = bench.Score("blank")
+    score.add(bench.NO_DIGIT, None, True, "7")  # "no digit here": right
+    score.add(bench.NO_DIGIT, "1", True, "1")  # an unsure guess is still a guess
+    score.add(bench.NO_DIGIT, "4", False, "4")
+    summary = score.summary()
+    assert summary["accuracy"] == pytest.approx(1 / 3, abs=1e-4) and summary["naive_accuracy"] == 0.0
+
+
 @pytest.mark.slow
 def test_robustness_benchmark_runs_end_to_end(tmp_path: Path, mnist_dir: Path) -> None:
     out = tmp_path / "robustness.json"
