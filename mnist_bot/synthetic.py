@@ -237,12 +237,12 @@ def felt_tip_mask(digit: np.ndarray, height: int, rng: np.random.Generator) -> n
 
 def stroke_half_width(digit: np.ndarray) -> float:
     """Return the median half-width of a uint8 MNIST digit's stroke, in px of a 20 px tall digit."""
-    crop = np.pad(crop_to_ink(digit), 2).astype(np.float32) / 255.0
-    enlarged = cv2.resize(crop, None, fx=4, fy=4, interpolation=cv2.INTER_CUBIC) > 0.5
+    enlarged = enlarged_ink(digit)
     if not enlarged.any():
         return 0.0
     inside = cv2.distanceTransform(enlarged.astype(np.uint8), cv2.DIST_L2, 5)
-    return float(np.median(inside[thin(enlarged)])) / 4 * 20 / max(crop.shape[0] - 4, 1)
+    digit_height = enlarged.shape[0] - 16  # the 2 px padding on each side, enlarged 4x
+    return float(np.median(inside[thin(enlarged)])) * 20 / max(digit_height, 4)
 
 
 def uncovered_ink(digit: np.ndarray, mask: np.ndarray) -> int:
@@ -279,9 +279,13 @@ def topology(ink: np.ndarray, unit: float) -> tuple[int, int]:
 
 def source_topology(digit: np.ndarray) -> tuple[int, int]:
     """Return the parts and loops of a uint8 MNIST digit, seen 4x enlarged at mid grey."""
+    return topology(enlarged_ink(digit), 4.0)
+
+
+def enlarged_ink(digit: np.ndarray) -> np.ndarray:
+    """Return a uint8 MNIST digit's ink cropped, padded by 2 px, enlarged 4x and cut at mid grey: bool."""
     crop = np.pad(crop_to_ink(digit), 2).astype(np.float32) / 255.0
-    enlarged = cv2.resize(crop, None, fx=4, fy=4, interpolation=cv2.INTER_CUBIC)
-    return topology(enlarged > 0.5, 4.0)
+    return np.asarray(cv2.resize(crop, None, fx=4, fy=4, interpolation=cv2.INTER_CUBIC) > 0.5)
 
 
 def choose_pen(height: float, rng: np.random.Generator) -> float | None:
