@@ -558,6 +558,16 @@ def is_speck(box: Box, shape: tuple[int, ...]) -> bool:
     return max(box.w, box.h) < MIN_DIGIT_SHARE * min(shape[:2])
 
 
+def is_background_mark(parts: list[Component], shape: tuple[int, ...]) -> bool:
+    """Tell whether a photo's candidate is no digit: a speck, or an odd shape running off the frame.
+
+    Shadows and the paper's edge run off the frame; a digit cut by the frame is unreadable anyway.
+    """
+    box = union_box(parts)
+    off_frame = any(_touches_border(c, shape) for c in parts)
+    return is_speck(box, shape) or (off_frame and not looks_like_digit(parts, box))
+
+
 def looks_like_digit(parts: list[Component], box: Box) -> bool:
     """Reject shapes no digit has: very wide, a filled blob, or too tiny to read."""
     fill = sum(c.area for c in parts) / max(1, box.w * box.h)
@@ -660,7 +670,7 @@ def prepare_found_digit(ink: FoundInk) -> PreparedDigit:
     """Prepare the single digit among already-found ink blobs."""
     # On a canvas nothing but the user's strokes exists, so a far stroke is still part of the digit.
     parts = ink.blobs if ink.drawing else select_digit(ink.blobs, ink.labels.shape)
-    if not ink.drawing and is_speck(union_box(parts), ink.labels.shape):
+    if not ink.drawing and is_background_mark(parts, ink.labels.shape):
         raise EmptyImageError(EMPTY_MESSAGE)
     return prepare_parts(ink.labels, parts, ink.scale)
 

@@ -15,10 +15,9 @@ from mnist_bot.preprocess import (
     ImageInput,
     PreparedDigit,
     find_ink,
-    is_speck,
+    is_background_mark,
     prepare_found_digit,
     prepare_parts,
-    union_box,
 )
 
 MAX_DIGITS = 12
@@ -138,7 +137,7 @@ def digit_groups(ink: FoundInk) -> list[list[Component]]:
     blobs = on_text_line(main_blobs(ink.blobs))
     groups = attach_small(attach_flat(group_columns(blobs)), ink.blobs)
     if not ink.drawing:
-        groups = [g for g in groups if not is_speck(union_box(g), ink.labels.shape)]
+        groups = [g for g in groups if not is_background_mark(g, ink.labels.shape)]
     return groups[:MAX_DIGITS]
 
 

@@ -16,6 +16,7 @@ from hypothesis.extra.numpy import arrays
 from PIL import Image
 
 from mnist_bot import preprocess as P
+from mnist_bot import synthetic
 from mnist_bot.errors import EmptyImageError, InvalidImageError, RecognizerError
 from tests.conftest import draw_digit, encode
 
@@ -178,6 +179,16 @@ def test_specks_on_a_photo_are_no_digit_but_a_small_digit_is_read() -> None:
         P.prepare_digit(page)
     cv2.line(page, (420, 100), (420, 150), 40, 4)  # a 1 of 50 px, 10% of it
     assert P.prepare_digit(page).box.x > 400
+
+
+@pytest.mark.parametrize("seed", [7, 11, 16])
+def test_a_shadow_running_off_a_blank_photo_is_no_digit(seed: int) -> None:
+    # Blank paper from the benchmark's generator whose biggest mark is an odd shape touching the
+    # frame (a shadow or the paper's edge): it used to come back as an unsure guess.
+    draw = np.random.default_rng(seed)
+    blank = synthetic.photograph(np.zeros(synthetic.frame_shape(draw), np.float32), draw)
+    with pytest.raises(EmptyImageError):
+        P.prepare_digit(blank)
 
 
 def test_ink_mask_raises_on_a_blank_page() -> None:
