@@ -39,6 +39,7 @@ NEAR_PEAK_SHARE = 0.4  # ink fainter than this share of the strongest ink nearby
 BACKGROUND_SHARE = 5  # the background kernel is this fraction of the image's shorter side
 PEN_TO_BACKGROUND = 4  # and at least this many pen widths
 MIN_CONTRAST = 28  # grey levels between ink and paper below which there is no digit
+FEW_INK_PIXELS = 40  # sparse ink (a tiny digit, specks) peaks where this many of its pixels reach
 MIN_DIGIT_SHARE = 0.03  # a photo's digit spans at least this share of the shorter side: less is a speck
 EMPTY_MESSAGE = "I can't see a digit; try a closer photo with the digit in the middle."
 
@@ -79,6 +80,7 @@ class FoundInk:
     blobs: list[Component]
     scale: float  # working pixels per input pixel
     drawing: bool
+    sparse: bool = False  # under 0.1% of the image is ink: only a digit-like shape counts
 
 
 def _register_heif() -> None:
@@ -352,9 +354,19 @@ def ink_image(image: np.ndarray) -> InkImage:
     return InkImage(flatten_background(cv2.medianBlur(ink, 3)), scale)
 
 
-def ink_mask(ink: np.ndarray) -> np.ndarray:
-    """Threshold ink (Otsu, with a noise floor); raise EmptyImageError when there is none."""
+def ink_peak(ink: np.ndarray) -> tuple[float, bool]:
+    """Return the ink's peak level, and whether so few pixels reach it that the ink is sparse."""
     (peak,) = grey_percentiles(ink, [99.9])
+    if peak >= MIN_CONTRAST:
+        return peak, False
+    # A small thin digit in a large photo covers less than 0.1% of it: look at its brightest pixels.
+    histogram = cv2.calcHist([ink], [0], None, [256], [0, 256]).ravel()
+    return float(255 - np.searchsorted(np.cumsum(histogram[::-1]), FEW_INK_PIXELS)), True
+
+
+def ink_mask(ink: np.ndarray, peak: float | None = None) -> np.ndarray:
+    """Threshold ink (Otsu, with a noise floor); raise EmptyImageError when there is none."""
+    peak = ink_peak(ink)[0] if peak is None else peak
     if peak < MIN_CONTRAST:
         raise EmptyImageError(EMPTY_MESSAGE)
     otsu, _ = cv2.threshold(ink, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
@@ -558,14 +570,15 @@ def is_speck(box: Box, shape: tuple[int, ...]) -> bool:
     return max(box.w, box.h) < MIN_DIGIT_SHARE * min(shape[:2])
 
 
-def is_background_mark(parts: list[Component], shape: tuple[int, ...]) -> bool:
-    """Tell whether a photo's candidate is no digit: a speck, or an odd shape running off the frame.
+def is_background_mark(parts: list[Component], shape: tuple[int, ...], sparse: bool = False) -> bool:
+    """Tell whether a photo's candidate is no digit: a speck, or an odd shape off the frame or alone.
 
     Shadows and the paper's edge run off the frame; a digit cut by the frame is unreadable anyway.
+    Sparse ink is a tiny digit or grain: only a digit-like shape is taken for the former.
     """
     box = union_box(parts)
     off_frame = any(_touches_border(c, shape) for c in parts)
-    return is_speck(box, shape) or (off_frame and not looks_like_digit(parts, box))
+    return is_speck(box, shape) or ((off_frame or sparse) and not looks_like_digit(parts, box))
 
 
 def looks_like_digit(parts: list[Component], box: Box) -> bool:
@@ -653,7 +666,8 @@ def find_ink(image: ImageInput) -> FoundInk:
     """Decode, clean and label the ink of an image."""
     array, decode_scale = load_image_scaled(image)
     ink = ink_image(array)
-    mask = remove_rule_lines(ink_mask(ink.ink))
+    peak, sparse = ink_peak(ink.ink)
+    mask = remove_rule_lines(ink_mask(ink.ink, peak))
     if not ink.drawing and ink.scale <= 1:  # canvases have no shadows; upscaling softens every edge
         mask = near_sharp_edges(mask, ink.ink)
     min_area = max(12, int(mask.size * 2e-5))
@@ -663,14 +677,14 @@ def find_ink(image: ImageInput) -> FoundInk:
     found = drop_faint(labels, found, ink.ink)
     if not found:
         raise EmptyImageError(EMPTY_MESSAGE)
-    return FoundInk(labels, found, ink.scale * decode_scale, ink.drawing)
+    return FoundInk(labels, found, ink.scale * decode_scale, ink.drawing, sparse)
 
 
 def prepare_found_digit(ink: FoundInk) -> PreparedDigit:
     """Prepare the single digit among already-found ink blobs."""
     # On a canvas nothing but the user's strokes exists, so a far stroke is still part of the digit.
     parts = ink.blobs if ink.drawing else select_digit(ink.blobs, ink.labels.shape)
-    if not ink.drawing and is_background_mark(parts, ink.labels.shape):
+    if not ink.drawing and is_background_mark(parts, ink.labels.shape, ink.sparse):
         raise EmptyImageError(EMPTY_MESSAGE)
     return prepare_parts(ink.labels, parts, ink.scale)
 

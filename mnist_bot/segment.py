@@ -137,7 +137,7 @@ def digit_groups(ink: FoundInk) -> list[list[Component]]:
     blobs = on_text_line(main_blobs(ink.blobs))
     groups = attach_small(attach_flat(group_columns(blobs)), ink.blobs)
     if not ink.drawing:
-        groups = [g for g in groups if not is_background_mark(g, ink.labels.shape)]
+        groups = [g for g in groups if not is_background_mark(g, ink.labels.shape, ink.sparse)]
     return groups[:MAX_DIGITS]
 
 

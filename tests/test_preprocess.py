@@ -181,6 +181,16 @@ def test_specks_on_a_photo_are_no_digit_but_a_small_digit_is_read() -> None:
     assert P.prepare_digit(page).box.x > 400
 
 
+def test_a_tiny_thin_digit_in_a_large_photo_is_found_but_a_lone_odd_mark_is_not() -> None:
+    page = np.full((480, 640), 215, np.uint8)
+    cv2.line(page, (300, 200), (300, 245), 60, 2)  # a 1 of 46x2 px: under 0.1% of the photo
+    assert P.prepare_digit(page).box.h >= 40
+    mark = np.full((480, 640), 215, np.uint8)
+    cv2.rectangle(mark, (300, 200), (309, 219), 60, -1)  # a filled blot, as sparse: not digit-like
+    with pytest.raises(EmptyImageError):
+        P.prepare_digit(mark)
+
+
 @pytest.mark.parametrize("seed", [7, 11, 16])
 def test_a_shadow_running_off_a_blank_photo_is_no_digit(seed: int) -> None:
     # Blank paper from the benchmark's generator whose biggest mark is an odd shape touching the
