@@ -239,9 +239,18 @@ def resize_for_work(grey: np.ndarray) -> tuple[np.ndarray, float]:
     return cv2.resize(grey, size, interpolation=interpolation), scale
 
 
+def grey_histogram(image: np.ndarray) -> np.ndarray:
+    """Return the 256-bin histogram of a uint8 image: float32 (256,)."""
+    return np.asarray(cv2.calcHist([image], [0], None, [256], [0, 256]).ravel())
+
+
 def grey_percentiles(image: np.ndarray, percents: list[float]) -> list[float]:
     """Return percentiles of a uint8 image from its histogram: exact, and far faster than sorting."""
-    histogram = cv2.calcHist([image], [0], None, [256], [0, 256]).ravel()
+    return histogram_percentiles(grey_histogram(image), percents)
+
+
+def histogram_percentiles(histogram: np.ndarray, percents: list[float]) -> list[float]:
+    """Return the grey levels at the given percentiles of a 256-bin histogram."""
     cumulative = np.cumsum(histogram) / max(float(histogram.sum()), 1.0)
     return [float(np.searchsorted(cumulative, p / 100)) for p in percents]
 
@@ -356,11 +365,11 @@ def ink_image(image: np.ndarray) -> InkImage:
 
 def ink_peak(ink: np.ndarray) -> tuple[float, bool]:
     """Return the ink's peak level, and whether so few pixels reach it that the ink is sparse."""
-    (peak,) = grey_percentiles(ink, [99.9])
+    histogram = grey_histogram(ink)
+    (peak,) = histogram_percentiles(histogram, [99.9])
     if peak >= MIN_CONTRAST:
         return peak, False
     # A small thin digit in a large photo covers less than 0.1% of it: look at its brightest pixels.
-    histogram = cv2.calcHist([ink], [0], None, [256], [0, 256]).ravel()
     return float(255 - np.searchsorted(np.cumsum(histogram[::-1]), FEW_INK_PIXELS)), True
 
 
