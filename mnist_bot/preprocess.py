@@ -580,14 +580,12 @@ def is_speck(box: Box, shape: tuple[int, ...]) -> bool:
 
 
 def is_background_mark(parts: list[Component], shape: tuple[int, ...], sparse: bool = False) -> bool:
-    """Tell whether a photo's candidate is no digit: a speck, or an odd shape off the frame or alone.
+    """Tell whether a photo's candidate is no digit: a speck, or sparse ink of no digit's shape.
 
-    Shadows and the paper's edge run off the frame; a digit cut by the frame is unreadable anyway.
     Sparse ink is a tiny digit or grain: only a digit-like shape is taken for the former.
     """
     box = union_box(parts)
-    off_frame = any(_touches_border(c, shape) for c in parts)
-    return is_speck(box, shape) or ((off_frame or sparse) and not looks_like_digit(parts, box))
+    return is_speck(box, shape) or (sparse and not looks_like_digit(parts, box))
 
 
 def looks_like_digit(parts: list[Component], box: Box) -> bool:

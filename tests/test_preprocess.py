@@ -16,7 +16,6 @@ from hypothesis.extra.numpy import arrays
 from PIL import Image
 
 from mnist_bot import preprocess as P
-from mnist_bot import synthetic
 from mnist_bot.errors import EmptyImageError, InvalidImageError, RecognizerError
 from tests.conftest import draw_digit, encode
 
@@ -189,16 +188,6 @@ def test_a_tiny_thin_digit_in_a_large_photo_is_found_but_a_lone_odd_mark_is_not(
     cv2.rectangle(mark, (300, 200), (309, 219), 60, -1)  # a filled blot, as sparse: not digit-like
     with pytest.raises(EmptyImageError):
         P.prepare_digit(mark)
-
-
-@pytest.mark.parametrize("seed", [7, 11, 16])
-def test_a_shadow_running_off_a_blank_photo_is_no_digit(seed: int) -> None:
-    # Blank paper from the benchmark's generator whose biggest mark is an odd shape touching the
-    # frame (a shadow or the paper's edge): it used to come back as an unsure guess.
-    draw = np.random.default_rng(seed)
-    blank = synthetic.photograph(np.zeros(synthetic.frame_shape(draw), np.float32), draw)
-    with pytest.raises(EmptyImageError):
-        P.prepare_digit(blank)
 
 
 def test_ink_mask_raises_on_a_blank_page() -> None:
