@@ -41,6 +41,7 @@ PEN_TO_BACKGROUND = 4  # and at least this many pen widths
 MIN_CONTRAST = 28  # grey levels between ink and paper below which there is no digit
 FEW_INK_PIXELS = 40  # sparse ink (a tiny digit, specks) peaks where this many of its pixels reach
 MIN_DIGIT_SHARE = 0.03  # a photo's digit spans at least this share of the shorter side: less is a speck
+PIECE_SHARE = 0.04  # a piece of a digit has at least this share of its main blob's area
 EMPTY_MESSAGE = "I can't see a digit; try a closer photo with the digit in the middle."
 
 
@@ -563,8 +564,25 @@ def select_digit(found: list[Component], shape: tuple[int, ...]) -> list[Compone
     main = max(inside, key=lambda c: c.area)
     reach = max(3, int(0.25 * max(main.h, main.w)))
     return [main] + [
-        c for c in found if c is not main and c.area >= 0.04 * main.area and main.gap_to(c) <= reach
+        c for c in found if c is not main and c.area >= PIECE_SHARE * main.area and main.gap_to(c) <= reach
     ]
+
+
+def crop_pieces(found: list[Component]) -> list[Component]:
+    """Pick a small image's digit: its largest blob and every sizeable piece, wherever it lies."""
+    # A small image is a crop or a scan of one digit, with no page edge or shadow: the digit may
+    # touch the frame, and a faint one may break into pieces further apart than a photo allows.
+    main = max(found, key=lambda c: c.area)
+    return [main] + [c for c in found if c is not main and c.area >= PIECE_SHARE * main.area]
+
+
+def digit_parts(ink: FoundInk) -> list[Component]:
+    """Pick the blobs of the single digit among found ink."""
+    if ink.drawing:  # on a canvas nothing but the user's strokes exists: a far stroke is still the digit's
+        return ink.blobs
+    if ink.scale > 1:  # upscaled, so under MIN_WORK_SIDE px: a crop or a scan
+        return crop_pieces(ink.blobs)
+    return select_digit(ink.blobs, ink.labels.shape)
 
 
 def union_box(parts: list[Component]) -> Box:
@@ -689,8 +707,7 @@ def find_ink(image: ImageInput) -> FoundInk:
 
 def prepare_found_digit(ink: FoundInk) -> PreparedDigit:
     """Prepare the single digit among already-found ink blobs."""
-    # On a canvas nothing but the user's strokes exists, so a far stroke is still part of the digit.
-    parts = ink.blobs if ink.drawing else select_digit(ink.blobs, ink.labels.shape)
+    parts = digit_parts(ink)
     if not ink.drawing and is_background_mark(parts, ink.labels.shape, ink.sparse):
         raise EmptyImageError(EMPTY_MESSAGE)
     return prepare_parts(ink.labels, parts, ink.scale)

@@ -190,6 +190,20 @@ def test_a_tiny_thin_digit_in_a_large_photo_is_found_but_a_lone_odd_mark_is_not(
         P.prepare_digit(mark)
 
 
+def test_a_small_crop_keeps_its_digit_touching_the_frame_over_a_stray_mark() -> None:
+    crop = np.zeros((28, 28), np.uint8)  # MNIST-like: bright ink on black, a 1 from edge to edge
+    crop[:, 13:16] = 255
+    crop[4:8, 4:8] = 255  # a stray tick, the only blob not touching the frame
+    assert P.prepare_digit(crop).box.h >= 24
+
+
+def test_a_small_crop_keeps_every_piece_of_a_broken_digit() -> None:
+    crop = np.zeros((28, 28), np.uint8)
+    crop[2:12, 13:16] = 255  # a faint 1 broken in two, its pieces far apart
+    crop[18:27, 13:16] = 255
+    assert P.prepare_digit(crop).box.h >= 24
+
+
 def test_ink_mask_raises_on_a_blank_page() -> None:
     with pytest.raises(EmptyImageError):
         P.ink_mask(np.full((200, 200), 3, np.uint8))
