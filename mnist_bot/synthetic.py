@@ -462,7 +462,7 @@ def _draw_strokes(points: list[np.ndarray], size: int, pen: float) -> np.ndarray
 def canvas_of_digit(digit28: np.ndarray, rng: np.random.Generator, size: int = 280) -> np.ndarray:
     """Re-stroke an MNIST digit with a constant pen width onto an RGBA (size, size, 4) uint8 canvas.
 
-    The pen follows the photos' rules (`number_strokes`): a draw must keep the digit's shape, and a
+    The pen follows the photos' rules (`stroke_mask`): a draw must keep the digit's shape, and a
     thick-stroked source or one no draw keeps is drawn with its own felt-tip stroke instead.
     """
     digit_size, pen = _digit_and_pen(size, rng)
