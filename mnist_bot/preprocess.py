@@ -32,6 +32,7 @@ FAINT_SHARE = 0.55  # blobs whose mean contrast is under this share of the stron
 UNSHADED_POLARITY_SIDE = 200  # images at least this big (photos) get shading removed for polarity
 CLEAR_TILT = 2  # the histogram decides polarity when one tail is this many times longer...
 PHOTO_TILT = 4  # ...or this many times on a photo, where a wide shadow can fake a tilt
+SHARPER_POLARITY = 1.5  # a photo's light-ink verdict yields when dark ink has edges this much steeper
 SHADOW_SHARPNESS = 0.08  # edge slope over contrast: blurred pens stay above 0.15, shadows near 0.02
 SHARP_EDGE_REACH = 4  # px from a sharp edge that count as its stroke; wider strokes are walled in
 SOFT_SHARE = 0.35  # blobs whose edges are under this share as steep as the sharpest are shadows
@@ -360,8 +361,28 @@ def ink_image(image: np.ndarray) -> InkImage:
     grey, scale = resize_for_work(grey)
     if alpha_ink:
         return InkImage(grey, scale, drawing=True)
-    ink = cv2.bitwise_not(grey) if ink_is_dark(grey) else grey
-    return InkImage(flatten_background(cv2.medianBlur(ink, 3)), scale)
+    if ink_is_dark(grey):
+        return InkImage(flat_ink(grey, dark=True), scale)
+    light = flat_ink(grey, dark=False)
+    if scale < 1 or (scale == 1 and min(grey.shape) >= UNSHADED_POLARITY_SIDE):
+        # Dark ink on paper is the usual photo: a shadow with a lit corner can fake a light-ink
+        # histogram, but not the steep edges of a pen, so check a light verdict against them.
+        dark = flat_ink(grey, dark=True)
+        if edge_sharpness_of(dark) >= SHARPER_POLARITY * edge_sharpness_of(light):
+            return InkImage(dark, scale)
+    return InkImage(light, scale)
+
+
+def flat_ink(grey: np.ndarray, dark: bool) -> np.ndarray:
+    """Return ink bright on black with the paper's shading divided out, for the given ink polarity."""
+    ink = cv2.bitwise_not(grey) if dark else grey
+    return flatten_background(cv2.medianBlur(ink, 3))
+
+
+def edge_sharpness_of(ink: np.ndarray) -> float:
+    """Rate the edges of an ink image's Otsu mask as a whole: steep for pens, soft for lit paper."""
+    _, mask = cv2.threshold(ink, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    return float(sharpness_by_label(mask.astype(np.int32), ink)[1]) if mask.any() else 0.0
 
 
 def ink_peak(ink: np.ndarray) -> tuple[float, bool]:

@@ -57,6 +57,33 @@ def test_polarity_of_a_large_image_with_any_pen_width(width: int, dark: bool) ->
     assert P.ink_is_dark(page) == dark
 
 
+def shadow_with_a_lit_corner() -> np.ndarray:
+    """Draw a thin dark 1 in a shadow that covers all of a photo but one softly lit corner."""
+    page = np.full((480, 640), 95, np.float32)
+    lit = np.zeros((480, 640), np.float32)
+    cv2.fillPoly(lit, [np.array([[0, 0], [260, 0], [0, 200]], np.int32)], 1.0)
+    page += cv2.GaussianBlur(lit, (0, 0), 12) * 140
+    cv2.line(page, (400, 240), (400, 330), 35, 3)
+    cv2.line(page, (400, 240), (385, 255), 35, 3)
+    return np.clip(page, 0, 255).astype(np.uint8)
+
+
+def test_a_lit_corner_in_a_shadow_does_not_turn_the_paper_into_ink() -> None:
+    page = shadow_with_a_lit_corner()
+    assert not P.ink_is_dark(page)  # the histogram and the shading both point the wrong way...
+    ink = P.ink_image(page).ink
+    assert ink[280, 400] > 100 and ink[20, 20] < 30  # ...but only dark ink has a pen's steep edges
+
+
+def test_chalk_on_a_dark_board_stays_light_ink() -> None:
+    board = np.full((480, 640), 45, np.float32) + np.linspace(0, 25, 640)[None, :]
+    cv2.line(board, (300, 150), (300, 330), 215, 6)
+    cv2.line(board, (300, 150), (270, 190), 215, 6)
+    board += np.random.default_rng(0).normal(0, 3, board.shape)
+    ink = P.ink_image(np.clip(board, 0, 255).astype(np.uint8)).ink
+    assert ink[250, 300] > 100 and ink[100, 100] < 30
+
+
 def test_flatten_background_removes_a_lighting_gradient() -> None:
     gradient = np.tile(np.linspace(0, 120, 300, dtype=np.float32), (300, 1)).astype(np.uint8)
     stroke = gradient.copy()
