@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 
 from mnist_bot.errors import EmptyImageError
@@ -18,6 +19,7 @@ from mnist_bot.preprocess import (
     is_background_mark,
     prepare_found_digit,
     prepare_parts,
+    union_box,
 )
 
 MAX_DIGITS = 12
@@ -25,6 +27,8 @@ JOIN_GAP = 0.5  # neighbours closer than this share of a digit's height may be o
 JOIN_ASPECT = 1.1  # ... if together they are no wider than this share of their height
 FLAT_SHARE = 0.5  # a group less tall than this share of the digits is a piece of a neighbour
 MAX_SLOPE = 0.25  # steepest text line followed (about 14 degrees)
+PIECE_REACH = 2  # px at working resolution: pieces of a stroke broken by blur or a thin pen lie this close
+MAX_CLUSTER_HEIGHT = 1.2  # close pieces taller than this share of the tallest blob are texture, not a digit
 
 
 @dataclass(frozen=True)
@@ -35,11 +39,36 @@ class NumberLayout:
     joins: dict[int, PreparedDigit] = field(default_factory=dict)  # i: digits i and i + 1 as one
 
 
-def main_blobs(found: list[Component]) -> list[Component]:
-    """Keep blobs tall enough to be digits (or large enough to be a part of one)."""
+def stroke_clusters(labels: np.ndarray, found: list[Component]) -> list[list[Component]]:
+    """Group blobs lying within PIECE_REACH px of each other: the pieces of one broken stroke."""
+    is_found = np.zeros(labels.max() + 1, np.uint8)
+    is_found[[c.label for c in found]] = 1
+    ink = is_found[labels]
+    reach = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * PIECE_REACH + 1,) * 2)
+    _, near = cv2.connectedComponents(cv2.dilate(ink, reach), connectivity=8)
+    cluster_of = np.zeros(labels.max() + 1, np.int32)
+    on_ink = ink > 0
+    cluster_of[labels[on_ink]] = near[on_ink]  # every pixel of a blob lies in the same cluster
+    clusters: dict[int, list[Component]] = {}
+    for c in found:
+        clusters.setdefault(int(cluster_of[c.label]), []).append(c)
+    return list(clusters.values())
+
+
+def main_blobs(found: list[Component], clusters: list[list[Component]]) -> list[Component]:
+    """Keep blobs tall enough to be digits (or large enough to be a part of one), alone or with close pieces.
+
+    A thin 7 or a faint 1 under blur can break into short pieces, each too small to pass for a
+    digit; together, a pixel or two apart, they stand as tall as the digits beside them. A
+    cluster taller than any blob is no broken digit but texture: squared paper under glare.
+    """
     tallest = max(c.h for c in found)
     largest = max(c.area for c in found)
-    return [c for c in found if c.h >= 0.35 * tallest or c.area >= 0.15 * largest]
+    kept = {c.label for c in found if c.h >= 0.35 * tallest or c.area >= 0.15 * largest}
+    for cluster in clusters:
+        if 0.35 * tallest <= union_box(cluster).h <= MAX_CLUSTER_HEIGHT * tallest:
+            kept.update(c.label for c in cluster)
+    return [c for c in found if c.label in kept]
 
 
 def on_text_line(blobs: list[Component]) -> list[Component]:
@@ -134,7 +163,7 @@ def _gap(left: list[Component], right: list[Component]) -> int:
 
 def digit_groups(ink: FoundInk) -> list[list[Component]]:
     """Group found ink into digits, left to right (empty when none looks like a digit)."""
-    blobs = on_text_line(main_blobs(ink.blobs))
+    blobs = on_text_line(main_blobs(ink.blobs, stroke_clusters(ink.labels, ink.blobs)))
     groups = attach_small(attach_flat(group_columns(blobs)), ink.blobs)
     if not ink.drawing:
         groups = [g for g in groups if not is_background_mark(g, ink.labels.shape, ink.sparse)]

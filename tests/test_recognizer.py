@@ -139,6 +139,25 @@ def test_a_digit_broken_in_two_is_offered_as_a_join() -> None:
     assert list(layout.joins) == [0]  # the halves of the 0, not the 0 and the far 7
 
 
+def test_a_stroke_broken_into_short_pieces_still_counts_as_a_digit() -> None:
+    page = np.full((200, 600), 255, np.uint8)
+    page[40:160, 40:160] = np.asarray(draw_digit(4, 120, width=10))
+    page[40:160, 250:260] = 0  # a 1 ...
+    page[67:70, 250:260] = page[97:100, 250:260] = page[127:130, 250:260] = 255  # ... in four short pieces
+    page[40:160, 420:540] = np.asarray(draw_digit(0, 120, width=10))
+    layout = segment.prepare_number(page)
+    assert len(layout.digits) == 3
+    assert layout.digits[1].box is not None and layout.digits[1].box.h >= 110  # one digit, all four pieces
+
+
+def test_close_pieces_taller_than_any_digit_are_texture_not_a_digit() -> None:
+    digit = Component(1, 0, 0, 60, 100, 2000)
+    broken = [Component(2 + i, 100, 26 * i, 10, 24, 240) for i in range(4)]  # 98 px in all
+    grid = [Component(10 + i, 300, 26 * i, 10, 24, 240) for i in range(9)]  # 230 px: glare on squares
+    kept = segment.main_blobs([digit, *broken, *grid], [[digit], broken, grid])
+    assert [c.label for c in kept] == [1, 2, 3, 4, 5]
+
+
 def test_a_slanted_number_keeps_its_end_digits() -> None:
     page = np.full((700, 1200), 255, np.uint8)
     for i in range(8):  # each digit 30 px lower (12 degrees): the ends sit a digit off the middle row
