@@ -27,6 +27,7 @@ JOIN_GAP = 0.5  # neighbours closer than this share of a digit's height may be o
 JOIN_ASPECT = 1.1  # ... if together they are no wider than this share of their height
 FLAT_SHARE = 0.5  # a group less tall than this share of the digits is a piece of a neighbour
 MAX_SLOPE = 0.25  # steepest text line followed (about 14 degrees)
+DIGIT_HEIGHT_SHARE = 0.35  # ink at least this share as tall as the tallest blob may be a digit
 PIECE_REACH = 2  # px at working resolution: pieces of a stroke broken by blur or a thin pen lie this close
 MAX_CLUSTER_HEIGHT = 1.2  # close pieces taller than this share of the tallest blob are texture, not a digit
 
@@ -60,13 +61,13 @@ def main_blobs(found: list[Component], clusters: list[list[Component]]) -> list[
 
     A thin 7 or a faint 1 under blur can break into short pieces, each too small to pass for a
     digit; together, a pixel or two apart, they stand as tall as the digits beside them. A
-    cluster taller than any blob is no broken digit but texture: squared paper under glare.
+    cluster much taller than any blob is no broken digit but texture: squared paper under glare.
     """
     tallest = max(c.h for c in found)
     largest = max(c.area for c in found)
-    kept = {c.label for c in found if c.h >= 0.35 * tallest or c.area >= 0.15 * largest}
+    kept = {c.label for c in found if c.h >= DIGIT_HEIGHT_SHARE * tallest or c.area >= 0.15 * largest}
     for cluster in clusters:
-        if 0.35 * tallest <= union_box(cluster).h <= MAX_CLUSTER_HEIGHT * tallest:
+        if DIGIT_HEIGHT_SHARE * tallest <= union_box(cluster).h <= MAX_CLUSTER_HEIGHT * tallest:
             kept.update(c.label for c in cluster)
     return [c for c in found if c.label in kept]
 
