@@ -361,22 +361,23 @@ def ink_image(image: np.ndarray) -> InkImage:
     grey, scale = resize_for_work(grey)
     if alpha_ink:
         return InkImage(grey, scale, drawing=True)
+    # The median of the inverse is the inverse of the median: one blur serves both polarities.
+    smooth = cv2.medianBlur(grey, 3)
     if ink_is_dark(grey):
-        return InkImage(flat_ink(grey, dark=True), scale)
-    light = flat_ink(grey, dark=False)
+        return InkImage(flat_ink(smooth, dark=True), scale)
+    light = flat_ink(smooth, dark=False)
     if scale < 1 or (scale == 1 and min(grey.shape) >= UNSHADED_POLARITY_SIDE):
         # Dark ink on paper is the usual photo: a shadow with a lit corner can fake a light-ink
         # histogram, but not the steep edges of a pen, so check a light verdict against them.
-        dark = flat_ink(grey, dark=True)
+        dark = flat_ink(smooth, dark=True)
         if edge_sharpness_of(dark) >= SHARPER_POLARITY * edge_sharpness_of(light):
             return InkImage(dark, scale)
     return InkImage(light, scale)
 
 
-def flat_ink(grey: np.ndarray, dark: bool) -> np.ndarray:
-    """Return ink bright on black with the paper's shading divided out, for the given ink polarity."""
-    ink = cv2.bitwise_not(grey) if dark else grey
-    return flatten_background(cv2.medianBlur(ink, 3))
+def flat_ink(smooth: np.ndarray, dark: bool) -> np.ndarray:
+    """Return ink bright on black with the paper's shading divided out, from a median-blurred grey image."""
+    return flatten_background(cv2.bitwise_not(smooth) if dark else smooth)
 
 
 def edge_sharpness_of(ink: np.ndarray) -> float:

@@ -42,12 +42,13 @@ class NumberLayout:
 
 def stroke_clusters(labels: np.ndarray, found: list[Component]) -> list[list[Component]]:
     """Group blobs lying within PIECE_REACH px of each other: the pieces of one broken stroke."""
-    is_found = np.zeros(labels.max() + 1, np.uint8)
+    size = int(labels.max()) + 1
+    is_found = np.zeros(size, np.uint8)
     is_found[[c.label for c in found]] = 1
     ink = is_found[labels]
     reach = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * PIECE_REACH + 1,) * 2)
     _, near = cv2.connectedComponents(cv2.dilate(ink, reach), connectivity=8)
-    cluster_of = np.zeros(labels.max() + 1, np.int32)
+    cluster_of = np.zeros(size, np.int32)
     on_ink = ink > 0
     cluster_of[labels[on_ink]] = near[on_ink]  # every pixel of a blob lies in the same cluster
     clusters: dict[int, list[Component]] = {}
