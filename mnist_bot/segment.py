@@ -30,6 +30,7 @@ MAX_SLOPE = 0.25  # steepest text line followed (about 14 degrees)
 DIGIT_HEIGHT_SHARE = 0.35  # ink at least this share as tall as the tallest blob may be a digit
 PIECE_REACH = 2  # px at working resolution: pieces of a stroke broken by blur or a thin pen lie this close
 MAX_CLUSTER_HEIGHT = 1.2  # close pieces taller than this share of the tallest blob are texture, not a digit
+SHARED_COLUMNS = 0.2  # a left-out piece sharing this share of its columns with a digit is part of it
 
 
 @dataclass(frozen=True)
@@ -108,25 +109,34 @@ def group_columns(blobs: list[Component]) -> list[list[Component]]:
     """Merge blobs that share columns (a broken stroke, the hat of a 5) into one digit each."""
     groups: list[list[Component]] = []
     for blob in sorted(blobs, key=lambda c: c.x):
-        if groups:
-            span = (min(c.x for c in groups[-1]), max(c.x + c.w for c in groups[-1]))
-            if _overlap(span, blob) >= 0.5:
-                groups[-1].append(blob)
-                continue
-        groups.append([blob])
+        if groups and _overlap(_span(groups[-1]), blob) >= 0.5:
+            groups[-1].append(blob)
+        else:
+            groups.append([blob])
     return groups
 
 
 def attach_small(groups: list[list[Component]], found: list[Component]) -> list[list[Component]]:
-    """Attach small blobs left out so far to the digit whose columns they share."""
+    """Attach small blobs left out so far to the digit whose columns they share most.
+
+    A 5's hat written as a separate stroke often starts above the body's right end and runs on
+    past it, so only a few of its columns lie over the body.
+    """
+    if not groups:
+        return groups
     used = {c.label for group in groups for c in group}
+    spans = [_span(g) for g in groups]  # the digits as grouped, not as grown by earlier pieces
+    largest = [max(c.area for c in g) for g in groups]
     for blob in (c for c in found if c.label not in used):
-        for group in groups:
-            span = (min(c.x for c in group), max(c.x + c.w for c in group))
-            if _overlap(span, blob) >= 0.5 and blob.area >= 0.05 * max(c.area for c in group):
-                group.append(blob)
-                break
+        shared, i = max((_overlap(span, blob), i) for i, span in enumerate(spans))
+        if shared >= SHARED_COLUMNS and blob.area >= 0.05 * largest[i]:
+            groups[i].append(blob)
     return groups
+
+
+def _span(group: list[Component]) -> tuple[int, int]:
+    """Return the columns a group covers, as (first, end)."""
+    return min(c.x for c in group), max(c.x + c.w for c in group)
 
 
 def attach_flat(groups: list[list[Component]]) -> list[list[Component]]:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image, ImageDraw
 
 from mnist_bot import (
     EmptyImageError,
@@ -156,6 +157,34 @@ def test_close_pieces_taller_than_any_digit_are_texture_not_a_digit() -> None:
     grid = [Component(10 + i, 300, 26 * i, 10, 24, 240) for i in range(9)]  # 230 px: glare on squares
     kept = segment.main_blobs([digit, *broken, *grid], [[digit], broken, grid])
     assert [c.label for c in kept] == [1, 2, 3, 4, 5]
+
+
+def five_with_a_detached_hat(size: int) -> np.ndarray:
+    """Draw a 5 whose hat is a separate stroke, starting above the body's right end and running past it."""
+    image = Image.new("L", (size, size), 255)
+    pen = ImageDraw.Draw(image)
+    body = [(30, 40), (28, 55), (55, 50), (70, 65), (60, 85), (30, 82)]
+    pen.line([(x * size / 100, y * size / 100) for x, y in body], fill=0, width=10, joint="curve")
+    pen.line([(62 * size / 100, 22 * size / 100), (92 * size / 100, 20 * size / 100)], fill=0, width=7)
+    return np.asarray(image)
+
+
+def test_a_detached_hat_sharing_few_columns_stays_with_its_5() -> None:
+    page = np.full((200, 640), 255, np.uint8)
+    page[40:160, 40:160] = np.asarray(draw_digit(4, 120, width=10))
+    page[40:160, 230:350] = five_with_a_detached_hat(120)
+    page[40:160, 440:560] = np.asarray(draw_digit(0, 120, width=10))
+    digits = segment.prepare_number(page).digits
+    assert len(digits) == 3
+    assert digits[1].box is not None and digits[1].box.y < 70  # the hat at y 62-69 is part of the 5
+
+
+def test_a_left_out_piece_joins_the_digit_sharing_most_of_its_columns() -> None:
+    left, right = [Component(1, 0, 0, 50, 100, 2000)], [Component(2, 60, 0, 50, 100, 2000)]
+    piece = Component(3, 39, 110, 30, 8, 200)  # 11 of its columns under the left digit, 9 under the right
+    piece_right = Component(4, 41, 110, 30, 8, 200)  # 9 under the left digit, 11 under the right
+    groups = segment.attach_small([left, right], [*left, *right, piece, piece_right])
+    assert [c.label for c in groups[0]] == [1, 3] and [c.label for c in groups[1]] == [2, 4]
 
 
 def test_a_slanted_number_keeps_its_end_digits() -> None:
