@@ -1,17 +1,19 @@
-"""Robustness benchmark: accuracy on realistic photos, drawings, scans and numbers beside clean MNIST.
+"""Robustness benchmark: accuracy on real inputs first, then realistic renders beside clean MNIST.
 
-Every input is built from data the model never trained on: MNIST **test** digits (never training
-digits) turned into phone photos, canvas drawings and multi-digit numbers by `mnist_bot.synthetic`,
-plus real handwriting from other writers (UNIPEN pen trajectories, Semeion and optdigits scans).
-Each kind is scored through the full pipeline (`Recognizer.predict_batch` / `read_number`) and
-through the naive path (resize the whole image to 28x28 grey) with the same model.
+The first rows are real: `../shared/real-dev` (photos, drawings and pages by people outside the
+project, scored per source) and held-out UNIPEN writers. Then inputs built from data the model never
+trained on: MNIST **test** digits turned into phone photos, canvas drawings and multi-digit numbers by
+`mnist_bot.synthetic`, plus Semeion and optdigits scans. Each kind is scored through the full pipeline
+(`Recognizer.predict_batch` / `read_number` / `read`) and through the naive path (resize the whole
+image to 28x28 grey) with the same model.
 
-    python benchmarks/robustness.py --n 500 --save-examples /tmp/examples --json-out robustness.json
+    python benchmarks/robustness.py --n 500 --gallery /tmp/gallery --json-out robustness.json
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import io
 import json
 import os
@@ -20,27 +22,53 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import cv2
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from mnist_bot import NumberReading, Prediction, Recognizer, RecognizerError
 from mnist_bot import synthetic as syn
 from mnist_bot.data import load_mnist
 from mnist_bot.training.realistic import is_held_out_writer  # no TensorFlow behind this import
 
-SHARED = Path("/work/shared")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from failure_classes import FAILURE_KINDS, MAKERS  # a sibling script, not a package
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"  # the checkout's sibling, as in CI
 DEFAULT_MNIST_DIR = SHARED / "mnist"
 DEFAULT_HANDWRITING_DIR = SHARED / "handwriting"
+DEFAULT_REAL_DEV_DIR = SHARED / "real-dev"
 CHUNK = 64
 EXAMPLES_PER_KIND = 6
 FAILURES_PER_KIND = 24
-KINDS = ("mnist", "mnist_pipeline", "photo", "canvas", "unipen", "semeion", "optdigits", "number", "blank")
+# Each kind's generator is seeded by its place here, so new kinds go at the end.
+SEED_ORDER = (
+    "mnist",
+    "mnist_pipeline",
+    "photo",
+    "canvas",
+    "unipen",
+    "semeion",
+    "optdigits",
+    "number",
+    "blank",
+)
+SEED_ORDER += ("real_photo", "real_drawn", "real_page", *FAILURE_KINDS)
+REAL_KINDS = ("real_photo", "real_drawn", "real_page")  # files in real-dev, by its `kind` column
+REAL_DEV_KIND = {"real_photo": "photo", "real_drawn": "drawn", "real_page": "page"}
+# Real rows first: they are the figure that counts.
+KINDS = ("real_photo", "real_drawn", "real_page", "unipen", "mnist", "mnist_pipeline", "photo", "canvas")
+KINDS += (*FAILURE_KINDS, "semeion", "optdigits", "number", "blank")
+SEQUENCE_KINDS = {"number", "real_page"}  # scored as a whole reading and digit by digit
 NO_DIGIT = ""  # the true answer for blank paper: "no digit here" (an EmptyImageError), not a guess
-TARGETS = {"photo": 0.99, "canvas": 0.98, "unipen": 0.98, "number": 0.95}
+TARGETS = {"real_photo": 0.995, "real_drawn": 0.995, "unipen": 0.99, "photo": 0.99, "canvas": 0.99}
+TARGETS |= {"number": 0.95}
 DESCRIPTIONS = {
+    "real_photo": "real-dev: real scans and phone photos of one digit",
+    "real_drawn": "real-dev: real digits drawn in paint programs and canvases",
+    "real_page": "real-dev: real sheets of several digits, read() (whole page right)",
     "mnist": "clean MNIST test, model on the raw 28x28",
     "mnist_pipeline": "MNIST test 28x28 as a grey image, full pipeline",
     "photo": "phone photos of MNIST test digits (JPEG)",
@@ -50,10 +78,20 @@ DESCRIPTIONS = {
     "optdigits": "optdigits 32x32 scans, upscaled grey",
     "number": "photos of 2-10 digit numbers (whole number right)",
     "blank": "photos of blank paper (right = no digit found)",
+    "bold": "MNIST test digits drawn bold (8% of a 400 px side), black on white PNG",
+    "faint": "MNIST test digits in a thin light pen on white, PNG or JPEG",
+    "small": "MNIST test digits 16-60 px tall in a 1000-2500 px white frame",
 }
 
 Image_ = bytes | np.ndarray
-Sample = tuple[Image_, str]  # an input and its true answer: one digit, or a number's digits
+
+
+class Sample(NamedTuple):
+    """An input, its true answer (one digit, or a number's digits) and where it came from."""
+
+    image: Image_
+    truth: str
+    source: str = ""
 
 
 @dataclass
@@ -72,12 +110,22 @@ class Score:
     length_correct: int = 0
     seconds: float = 0.0
     confusions: dict[str, int] = field(default_factory=dict)
+    by_source: dict[str, list[int]] = field(default_factory=dict)  # source: [inputs, right]
+    sure_wrong: int = 0
 
-    def add(self, truth: str, answer: str | None, unsure: bool, naive: str | None) -> None:
-        """Count one input: the pipeline's answer (None for an error), its unsure flag, the naive answer."""
+    def add(self, truth: str, answer: str | None, unsure: bool, naive: str | None, source: str = "") -> bool:
+        """Count one input: the pipeline's answer (None for an error), its unsure flag, the naive answer.
+
+        Return whether the answer was right.
+        """
         self.n += 1
         right = answer == truth or (truth == NO_DIGIT and answer is None)
         self.correct += right
+        self.sure_wrong += not right and not unsure and answer is not None
+        if source:
+            tally = self.by_source.setdefault(source, [0, 0])
+            tally[0] += 1
+            tally[1] += right
         self.naive_correct += naive == truth
         self.unsure += unsure or answer is None
         self.sure_correct += right and not unsure
@@ -85,10 +133,11 @@ class Score:
         if not right:
             key = f"{truth}->{answer if answer is not None else 'error'}"
             self.confusions[key] = self.confusions.get(key, 0) + 1
-        if self.kind == "number":
+        if self.kind in SEQUENCE_KINDS:
             self.digits += len(truth)
             self.digits_correct += max(0, len(truth) - edit_distance(truth, answer or ""))
             self.length_correct += len(answer or "") == len(truth)
+        return right
 
     def summary(self) -> dict[str, Any]:
         """Return the rates as a JSON-friendly dict."""
@@ -96,15 +145,21 @@ class Score:
         out: dict[str, Any] = {
             "n": self.n,
             "accuracy": _rate(self.correct, self.n),
-            "naive_accuracy": _rate(self.naive_correct, self.n) if self.kind != "number" else None,
+            "naive_accuracy": _rate(self.naive_correct, self.n) if self.kind not in SEQUENCE_KINDS else None,
             "unsure_rate": _rate(self.unsure, self.n),
             "accuracy_when_sure": _rate(self.sure_correct, sure),
+            "sure_wrong_rate": _rate(self.sure_wrong, self.n),  # wrong answers not flagged unsure
+            "right_sure_rate": _rate(self.sure_correct, self.correct),  # right answers left unflagged
             "errors": self.errors,
             "target": TARGETS.get(self.kind),
             "seconds": round(self.seconds, 1),
             "top_confusions": dict(sorted(self.confusions.items(), key=lambda kv: -kv[1])[:8]),
         }
-        if self.kind == "number":
+        if self.by_source:
+            out["by_source"] = {
+                name: {"n": n, "accuracy": _rate(right, n)} for name, (n, right) in self.by_source.items()
+            }
+        if self.kind in SEQUENCE_KINDS:
             out["digit_accuracy"] = _rate(self.digits_correct, self.digits)
             out["length_accuracy"] = _rate(self.length_correct, self.n)
         return out
@@ -153,9 +208,25 @@ class Sources:
     unipen: list[syn.UnipenSample] | None
     semeion: tuple[np.ndarray, np.ndarray] | None
     optdigits: tuple[np.ndarray, np.ndarray] | None
+    real_dev: dict[str, list[Sample]] = field(default_factory=dict)  # by kind: file bytes and label
 
 
-def load_sources(mnist_dir: Path | None, handwriting: Path) -> Sources:
+def load_real_dev(folder: Path) -> dict[str, list[Sample]]:
+    """Read real-dev's labelled files as bytes, grouped by kind; the source is the repository's owner."""
+    labels = folder / "labels.csv"
+    if not labels.is_file():
+        return {}
+    by_kind: dict[str, list[Sample]] = {kind: [] for kind in REAL_KINDS}
+    names = {name: kind for kind, name in REAL_DEV_KIND.items()}
+    with labels.open(newline="") as rows:
+        for row in csv.DictReader(rows):
+            truth = row["label"].replace("/", "")  # a page's rows, read in order
+            sample = Sample((folder / row["file"]).read_bytes(), truth, row["repo"].split("/")[0])
+            by_kind[names[row["kind"]]].append(sample)
+    return by_kind
+
+
+def load_sources(mnist_dir: Path | None, handwriting: Path, real_dev: Path | None = None) -> Sources:
     """Load the MNIST test split and whatever real handwriting is present."""
     test = load_mnist(mnist_dir, download=False).test
     unipen = handwriting / "unipen_1a_digits.jsonl.gz"
@@ -171,6 +242,7 @@ def load_sources(mnist_dir: Path | None, handwriting: Path) -> Sources:
         unipen=held_out(syn.load_unipen(unipen)) if unipen.is_file() else None,
         semeion=syn.load_semeion(semeion) if semeion.is_file() else None,
         optdigits=optdigits,
+        real_dev=load_real_dev(real_dev) if real_dev is not None else {},
     )
 
 
@@ -185,6 +257,9 @@ def samples(kind: str, sources: Sources, n: int, rng: np.random.Generator) -> It
     if kind == "number":
         yield from _numbers(x, y, n, rng)
         return
+    if kind in REAL_KINDS:
+        yield from _real_dev(sources.real_dev.get(kind, []), n, rng)
+        return
     if kind in {"unipen", "semeion", "optdigits"}:
         yield from _real(kind, sources, n, rng)
         return
@@ -196,9 +271,10 @@ def samples(kind: str, sources: Sources, n: int, rng: np.random.Generator) -> It
         "mnist_pipeline": lambda d: d,
         "photo": lambda d: syn.photo_of_digit(d, rng),
         "canvas": lambda d: syn.canvas_of_digit(d, rng),
+        **{name: lambda d, make=make: make(d, rng) for name, make in MAKERS.items()},
     }[kind]
     for i in _pick(len(x), n, rng):
-        yield make(x[i]), str(y[i])
+        yield Sample(make(x[i]), str(y[i]))
 
 
 def _pick(size: int, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -209,14 +285,14 @@ def _pick(size: int, n: int, rng: np.random.Generator) -> np.ndarray:
 def _blank_photos(n: int, rng: np.random.Generator) -> Iterator[Sample]:
     """Yield photos of paper with nothing written on it: lighting, shadows, rule lines, grain."""
     for _ in range(n):
-        yield syn.photograph(np.zeros(syn.frame_shape(rng), np.float32), rng), NO_DIGIT
+        yield Sample(syn.photograph(np.zeros(syn.frame_shape(rng), np.float32), rng), NO_DIGIT)
 
 
 def _numbers(x: np.ndarray, y: np.ndarray, n: int, rng: np.random.Generator) -> Iterator[Sample]:
     """Yield photos of numbers of 2-10 MNIST test digits."""
     for _ in range(n):
         chosen = rng.choice(len(x), int(rng.integers(2, 11)), replace=False)
-        yield syn.photo_of_number([x[i] for i in chosen], rng), "".join(str(y[i]) for i in chosen)
+        yield Sample(syn.photo_of_number([x[i] for i in chosen], rng), "".join(str(y[i]) for i in chosen))
 
 
 def _real(kind: str, sources: Sources, n: int, rng: np.random.Generator) -> Iterator[Sample]:
@@ -224,16 +300,25 @@ def _real(kind: str, sources: Sources, n: int, rng: np.random.Generator) -> Iter
     if kind == "unipen":
         unipen = sources.unipen or []
         for i in _pick(len(unipen), min(n, len(unipen)), rng):
-            label, strokes, _writer = unipen[i]
-            yield syn.canvas_of_strokes(strokes, rng), str(label)
+            label, strokes, writer = unipen[i]
+            yield Sample(syn.canvas_of_strokes(strokes, rng), str(label), writer.split("/")[2])
         return
     images, labels = getattr(sources, kind) or (np.zeros((0, 16, 16), np.uint8), np.zeros(0, np.uint8))
     for i in _pick(len(images), min(n, len(images)), rng):
-        yield syn.scan_of_bitmap(images[i], rng), str(labels[i])
+        yield Sample(syn.scan_of_bitmap(images[i], rng), str(labels[i]))
+
+
+def _real_dev(files: list[Sample], n: int, rng: np.random.Generator) -> Iterator[Sample]:
+    """Yield real-dev files as sent: every file, in the labels' order, unless n is smaller."""
+    chosen = range(len(files)) if n >= len(files) else sorted(_pick(len(files), n, rng))
+    for i in chosen:
+        yield files[i]
 
 
 def available(kind: str, sources: Sources) -> bool:
     """Whether the data for a kind is present."""
+    if kind in REAL_KINDS:
+        return bool(sources.real_dev.get(kind))
     return kind not in {"unipen", "semeion", "optdigits"} or getattr(sources, kind) is not None
 
 
@@ -268,34 +353,48 @@ def _predict_one(rec: Recognizer, image: Image_) -> Prediction | None:
         return None
 
 
-def read_all(rec: Recognizer, images: Sequence[Image_]) -> list[NumberReading | None]:
-    """Read each number, None where the pipeline refuses it."""
+def read_all(read: Callable[[Image_], NumberReading], images: Sequence[Image_]) -> list[NumberReading | None]:
+    """Read each image with `read`, None where the pipeline refuses it."""
     out: list[NumberReading | None] = []
     for image in images:
         try:
-            out.append(rec.read_number(image))
+            out.append(read(image))
         except RecognizerError:
             out.append(None)
     return out
 
 
-def score_chunk(rec: Recognizer, kind: str, batch: list[Sample], score: Score, saver: Saver | None) -> None:
+def score_chunk(
+    rec: Recognizer,
+    kind: str,
+    batch: list[Sample],
+    score: Score,
+    saver: Saver | None,
+    gallery: Gallery | None,
+) -> None:
     """Run one chunk through the pipeline and the naive path and tally it."""
-    images = [image for image, _ in batch]
+    images = [sample.image for sample in batch]
     results: Sequence[Prediction | NumberReading | None] = [None] * len(batch)
     if kind == "mnist":
         raw = np.stack([np.asarray(image, np.float32) / 255 for image in images])
         answers: list[Any] = [_as_answer(p) for p in rec.classify28(raw)]
         naive = answers
-    else:
-        results = read_all(rec, images) if kind == "number" else predict_all(rec, images)
+    elif kind in SEQUENCE_KINDS:
+        # A page is read the way the front ends read any image; a number with the number reader.
+        results = read_all(rec.read if kind == "real_page" else rec.read_number, images)
         answers = [_reading(r) for r in results]
-        naive = [None] * len(batch) if kind == "number" else _naive_answers(rec, images)
-    for i, ((image, truth), (answer, unsure)) in enumerate(zip(batch, answers, strict=True)):
+        naive = [None] * len(batch)
+    else:
+        results = predict_all(rec, images)
+        answers = [_reading(r) for r in results]
+        naive = _naive_answers(rec, images)
+    for i, (sample, (answer, unsure)) in enumerate(zip(batch, answers, strict=True)):
         naive_answer = naive[i][0] if naive[i] is not None else None
-        score.add(truth, answer, unsure, naive_answer)
+        right = score.add(sample.truth, answer, unsure, naive_answer, sample.source)
         if saver is not None:
-            saver.save(kind, score.n, (image, truth), answer, results[i])
+            saver.save(kind, score.n, sample, answer, results[i])
+        if gallery is not None and not right:
+            gallery.add(kind, sample, answer, results[i])
 
 
 def _as_answer(probabilities: np.ndarray) -> tuple[str, bool]:
@@ -331,7 +430,7 @@ class Saver:
 
     def save(self, kind: str, index: int, sample: Sample, answer: str | None, result: Any) -> None:
         """Save the first inputs of a kind, and its first failures with the model's 28x28 view."""
-        image, truth = sample
+        image, truth, _ = sample
         wrong = answer != truth
         if index <= EXAMPLES_PER_KIND:
             _write_input(self.folder / f"{kind}_{index:03d}_true{truth}", image)
@@ -349,7 +448,8 @@ class Saver:
 def _write_input(stem: Path, image: Image_) -> None:
     """Write an input as the file a user would send: JPEG bytes as .jpg, arrays as .png."""
     if isinstance(image, bytes):
-        stem.with_suffix(".jpg").write_bytes(image)
+        suffix = {"jpeg": "jpg"}.get(name := (Image.open(io.BytesIO(image)).format or "jpeg").lower(), name)
+        stem.with_suffix(f".{suffix}").write_bytes(image)
         return
     Image.fromarray(image).save(stem.with_suffix(".png"))
 
@@ -365,22 +465,85 @@ def _seen28(result: Any) -> np.ndarray | None:
     return cv2.resize((strip * 255).astype(np.uint8), None, fx=4, fy=4, interpolation=cv2.INTER_NEAREST)
 
 
+class Gallery:
+    """Collect every failure beside the 28x28 the model saw, and write one contact sheet per kind."""
+
+    TILE = 112  # px: the input's thumbnail and the model's view, each this high
+    COLUMNS = 4
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.tiles: dict[str, list[Image.Image]] = {}
+
+    def add(self, kind: str, sample: Sample, answer: str | None, result: Any) -> None:
+        """Add one failure: what was sent, what the model saw, the truth and the answer."""
+        caption = f"true {sample.truth or 'none'}  got {answer if answer is not None else 'no digit'}"
+        if isinstance(result, Prediction):
+            caption += f" {result.confidence:.2f}{' unsure' if result.unsure else ''}"
+        if sample.source:
+            caption += f"  {sample.source[:18]}"
+        self.tiles.setdefault(kind, []).append(self._tile(sample.image, _seen28(result), caption))
+
+    def _tile(self, image: Image_, seen: np.ndarray | None, caption: str) -> Image.Image:
+        """Lay out one failure: the input (fit to the tile's height), the 28x28 view, a caption."""
+        shown = _as_pil(image)
+        shown.thumbnail((3 * self.TILE, self.TILE))
+        views = Image.fromarray(seen).convert("RGB") if seen is not None else Image.new("RGB", (1, 1))
+        views.thumbnail((3 * self.TILE, self.TILE))
+        tile = Image.new("RGB", (shown.width + views.width + 12, self.TILE + 16), "white")
+        tile.paste(shown, (2, 2))
+        tile.paste(views, (shown.width + 8, 2))
+        ImageDraw.Draw(tile).text((2, self.TILE + 3), caption, fill="black")
+        return tile
+
+    def write(self) -> list[Path]:
+        """Write `<kind>.png` for each kind with failures; return the files written."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        written = []
+        for kind, tiles in self.tiles.items():
+            width = max(t.width for t in tiles) + 8
+            rows = -(-len(tiles) // self.COLUMNS)
+            sheet = Image.new("RGB", (width * self.COLUMNS, rows * (self.TILE + 24)), (200, 200, 200))
+            for i, tile in enumerate(tiles):
+                sheet.paste(tile, ((i % self.COLUMNS) * width, (i // self.COLUMNS) * (self.TILE + 24)))
+            path = self.folder / f"{kind}.png"
+            sheet.save(path)
+            written.append(path)
+        return written
+
+
+def _as_pil(image: Image_) -> Image.Image:
+    """Show an input as a person sees it: transparent canvases over white paper, in RGB."""
+    pil = Image.open(io.BytesIO(image)) if isinstance(image, bytes) else Image.fromarray(image)
+    if pil.mode in {"RGBA", "LA", "P"}:
+        white = Image.new("RGBA", pil.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, pil.convert("RGBA")).convert("RGB")
+    return pil.convert("RGB")
+
+
 # ---------------------------------------------------------------- report
 
 
 def run(
-    rec: Recognizer, sources: Sources, kinds: Sequence[str], n: int, *, seed: int, saver: Saver | None
+    rec: Recognizer,
+    sources: Sources,
+    kinds: Sequence[str],
+    n: int,
+    *,
+    seed: int,
+    saver: Saver | None,
+    gallery: Gallery | None = None,
 ) -> list[Score]:
     """Score every kind, each with its own seeded generator so kinds do not disturb each other."""
     scores = []
     for kind in kinds:
-        index = KINDS.index(kind)
+        index = SEED_ORDER.index(kind)
         score = Score(kind)
         if available(kind, sources):
             rng = np.random.default_rng([seed, index])
             started = time.perf_counter()
             for batch in chunks(samples(kind, sources, n, rng), CHUNK):
-                score_chunk(rec, kind, batch, score, saver)
+                score_chunk(rec, kind, batch, score, saver, gallery)
             score.seconds = time.perf_counter() - started
         scores.append(score)
     return scores
@@ -394,21 +557,38 @@ def _percent(value: float | None) -> str:
 def markdown(scores: Sequence[Score]) -> str:
     """Return the results as a Markdown table."""
     lines = [
-        "| kind | what | n | pipeline | naive 28x28 | unsure | accuracy when sure | target | errors |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| kind | what | n | pipeline | naive 28x28 | unsure | accuracy when sure | sure and wrong | target "
+        "| errors |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for score in scores:
         s = score.summary()
         accuracy = _percent(s["accuracy"])
-        if score.kind == "number" and s["n"]:
+        if score.kind in SEQUENCE_KINDS and s["n"]:
             accuracy += f" (digits {_percent(s['digit_accuracy'])})"
-        target = f">= {100 * s['target']:.0f}%" if s["target"] else ""
+        target = f">= {100 * s['target']:g}%" if s["target"] else ""
         if s["target"] and s["accuracy"] is not None:
             target += " ✓" if s["accuracy"] >= s["target"] else " ✗"
         cells = [score.kind, DESCRIPTIONS[score.kind], str(s["n"]), accuracy, _percent(s["naive_accuracy"])]
-        cells += [_percent(s["unsure_rate"]), _percent(s["accuracy_when_sure"]), target, str(s["errors"])]
+        cells += [
+            _percent(s["unsure_rate"]),
+            _percent(s["accuracy_when_sure"]),
+            _percent(s["sure_wrong_rate"]),
+        ]
+        cells += [target, str(s["errors"])]
         lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return "\n".join(lines + source_table(scores))
+
+
+def source_table(scores: Sequence[Score]) -> list[str]:
+    """Return the per-source rows of the real kinds: a source under 97% is a failure class to look at."""
+    rows = [
+        f"| {score.kind} | {name} | {n} | {_percent(_rate(right, n))} |"
+        for score in scores
+        if score.kind in REAL_KINDS
+        for name, (n, right) in sorted(score.by_source.items())
+    ]
+    return ["", "| kind | source | n | pipeline |", "|---|---|---:|---:|", *rows] if rows else []
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -422,6 +602,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--mnist-dir", type=Path, default=None, help="MNIST IDX folder (default: MNIST_DIR)")
     parser.add_argument("--handwriting-dir", type=Path, default=DEFAULT_HANDWRITING_DIR)
+    parser.add_argument(
+        "--real-dev-dir", type=Path, default=DEFAULT_REAL_DEV_DIR, help="real-dev folder (labels.csv)"
+    )
+    parser.add_argument(
+        "--gallery", type=Path, default=None, help="write a contact sheet of every failure per kind here"
+    )
     parser.add_argument("--json-out", type=Path, default=None, help="also write the JSON line to this file")
     parser.add_argument(
         "--save-examples", type=Path, default=None, help="write sample inputs and failures here"
@@ -446,10 +632,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark, print a Markdown table and one JSON line."""
     args = parse_args(argv)
     rec = Recognizer.load(args.model)
-    sources = load_sources(_mnist_dir(args.mnist_dir), args.handwriting_dir)
+    sources = load_sources(_mnist_dir(args.mnist_dir), args.handwriting_dir, args.real_dev_dir)
     saver = Saver(args.save_examples) if args.save_examples else None
+    gallery = Gallery(args.gallery) if args.gallery else None
     kinds = [k for k in KINDS if k in args.kinds.split(",")]
-    scores = run(rec, sources, kinds, args.n, seed=args.seed, saver=saver)
+    scores = run(rec, sources, kinds, args.n, seed=args.seed, saver=saver, gallery=gallery)
+    if gallery is not None:
+        gallery.write()
     report = {
         "benchmark": "robustness",
         "model": str(args.model) if args.model else "default",
