@@ -15,6 +15,7 @@ import re
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -164,7 +165,7 @@ pid {prefix}/nginx.pid;
 error_log {prefix}/error.log info;
 events {{ worker_connections 512; }}
 http {{
-    log_format upstreams '$msec $status $upstream_addr $upstream_status $request_uri';
+    log_format upstreams '$msec|$status|$upstream_addr|$upstream_status|$request_uri';
     access_log {prefix}/access.log upstreams;
     client_body_temp_path {prefix}/client_body;
     proxy_temp_path {prefix}/proxy;
@@ -212,7 +213,7 @@ class Nginx:
                 self.process.wait()
 
     def access_log(self) -> list[str]:
-        """Return the access log lines: time, status, upstream(s) tried, their statuses, URI."""
+        """Return the access log lines: time|status|upstream(s) tried|their statuses|URI."""
         path = self.prefix / "access.log"
         return path.read_text().splitlines() if path.exists() else []
 
@@ -231,3 +232,57 @@ def site_config(shipped: Path, listen_port: int, upstreams: Sequence[int]) -> st
     for address, port in zip(servers, upstreams, strict=True):
         text = text.replace(f"server {address}", f"server 127.0.0.1:{port}", 1)
     return re.sub(r"listen\s+\d+;", f"listen 127.0.0.1:{listen_port};", text)
+
+
+# ---------------------------------------------------------------- bot replicas
+
+
+class BotReplica:
+    """`mnist-bot bot` in webhook mode as a subprocess on 127.0.0.1, logging into a file."""
+
+    def __init__(self, env: dict[str, str], port: int, webhook_url: str, secret: str, log: Path) -> None:
+        self.port, self.log_path = port, log
+        options = ["--webhook", webhook_url, "--port", str(port), "--listen", "127.0.0.1", "--secret", secret]
+        command = [sys.executable, "-m", "mnist_bot.cli", "bot", *options]
+        self.log_file = log.open("ab")
+        self.process = subprocess.Popen(
+            command, stdout=self.log_file, stderr=subprocess.STDOUT, env=env, cwd=log.parent
+        )
+
+    @property
+    def address(self) -> str:
+        """Return host:port as nginx names this replica in its logs."""
+        return f"127.0.0.1:{self.port}"
+
+    def wait_ready(self, timeout: float = START_TIMEOUT_S) -> BotReplica:
+        """Wait until the webhook server accepts connections; fail with the log if it died."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.process.poll() is None:
+            try:
+                wait_for_port(self.port, timeout=1)
+                return self
+            except TimeoutError:
+                continue
+        self.process.kill()
+        raise AssertionError(f"the replica on port {self.port} did not start:\n{self.log()}")
+
+    def kill(self) -> None:
+        """Kill the replica without warning (SIGKILL), as a crash or an OOM kill would."""
+        self.process.kill()
+        self.process.wait(30)
+
+    def stop(self) -> int:
+        """Stop the replica with SIGTERM and return its exit status."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.log_file.close()
+        return int(self.process.returncode)
+
+    def log(self) -> str:
+        """Return what the replica has written so far."""
+        return self.log_path.read_text(errors="replace")
