@@ -193,11 +193,15 @@ class Nginx:
         """Return an nginx command line bound to this folder."""
         return [self.binary, "-p", str(self.prefix), "-c", str(self.prefix / "nginx.conf"), *extra]
 
-    def start(self, port: int) -> Nginx:
-        """Check the configuration, start nginx in the foreground and wait for its port."""
+    def check(self) -> None:
+        """Have nginx test its configuration; fail with its complaint."""
         check = subprocess.run(self._command("-t"), capture_output=True, text=True, timeout=30, check=False)
         if check.returncode != 0:
             raise RuntimeError(f"nginx rejected its configuration:\n{check.stderr}")
+
+    def start(self, port: int) -> Nginx:
+        """Check the configuration, start nginx in the foreground and wait for its port."""
+        self.check()
         self.process = subprocess.Popen(self._command("-g", "daemon off;"), stderr=subprocess.DEVNULL)
         wait_for_port(port)
         return self
