@@ -230,12 +230,21 @@ class Nginx:
 def site_config(shipped: Path, listen_port: int, upstreams: Sequence[int]) -> str:
     """Return the shipped proxy site with the test's ports: one listen port, 127.0.0.1 replicas."""
     text = shipped.read_text()
-    servers = re.findall(r"^\s*server\s+(\S+:\d+)[^;]*;", text, flags=re.MULTILINE)
-    if len(servers) != len(upstreams):
-        raise ValueError(f"{shipped} names {len(servers)} replicas, the test runs {len(upstreams)}")
-    for address, port in zip(servers, upstreams, strict=True):
-        text = text.replace(f"server {address}", f"server 127.0.0.1:{port}", 1)
+    lines = list(re.finditer(r"^(\s*server\s+)(\S+:\d+)([^;]*;)\n", text, flags=re.MULTILINE))
+    if not lines:
+        raise ValueError(f"{shipped} names no replicas")
+    indent, _, options = lines[0].groups()  # every replica gets the first one's options
+    replicas = "".join(f"{indent}127.0.0.1:{port}{options}\n" for port in upstreams)
+    text = text[: lines[0].start()] + replicas + text[lines[-1].end() :]
     return re.sub(r"listen\s+\d+;", f"listen 127.0.0.1:{listen_port};", text)
+
+
+def bot_env(token: str, api_base_url: str, db: str | Path, **extra: str) -> dict[str, str]:
+    """Return the environment of a bot process: this Bot API server and database, none of ours inherited."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "MNIST_BOT_"))}
+    env.update(TELEGRAM_BOT_TOKEN=token, TELEGRAM_API_BASE_URL=api_base_url, MNIST_BOT_DB=str(db))
+    env.update(PYTHONUNBUFFERED="1", **extra)
+    return env
 
 
 # ---------------------------------------------------------------- bot replicas
@@ -244,10 +253,12 @@ def site_config(shipped: Path, listen_port: int, upstreams: Sequence[int]) -> st
 class BotReplica:
     """`mnist-bot bot` in webhook mode as a subprocess on 127.0.0.1, logging into a file."""
 
-    def __init__(self, env: dict[str, str], port: int, webhook_url: str, secret: str, log: Path) -> None:
+    def __init__(
+        self, env: dict[str, str], port: int, webhook_url: str, secret: str, log: Path, *args: str
+    ) -> None:
         self.port, self.log_path = port, log
         options = ["--webhook", webhook_url, "--port", str(port), "--listen", "127.0.0.1", "--secret", secret]
-        command = [sys.executable, "-m", "mnist_bot.cli", "bot", *options]
+        command = [sys.executable, "-m", "mnist_bot.cli", "bot", *options, *args]
         self.log_file = log.open("ab")
         self.process = subprocess.Popen(
             command, stdout=self.log_file, stderr=subprocess.STDOUT, env=env, cwd=log.parent

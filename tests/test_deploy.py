@@ -93,6 +93,10 @@ def test_compose_runs_the_replicas_nginx_sends_updates_to() -> None:
         assert "--secret" in command  # one shared secret: a random one per replica would lock the other out
         assert services[name]["environment"]["MNIST_BOT_DB"].startswith("postgresql://")
         assert services[name]["depends_on"]["db"]["condition"] == "service_healthy"
+    rates = [
+        float(services[n]["command"][services[n]["command"].index("--flood-rate") + 1]) for n in replicas
+    ]
+    assert 0 < sum(rates) <= 30  # Telegram's limit is per bot, not per replica
     assert "./deploy/nginx.conf:/etc/nginx/conf.d/default.conf:ro" in services["proxy"]["volumes"]
     example = (ROOT / "deploy" / "example.env").read_text()
     assert re.search(r"^WEBHOOK_URL=https://[^/]+/telegram/", example, flags=re.MULTILINE)

@@ -21,7 +21,15 @@ import pytest
 
 from mnist_bot.feedback import FeedbackStore
 from tests.fake_telegram import FakeTelegram, mnist_test_digits, paper_photo
-from tests.servers import BotReplica, Nginx, PostgresServer, free_port, postgres_server, site_config
+from tests.servers import (
+    BotReplica,
+    Nginx,
+    PostgresServer,
+    bot_env,
+    free_port,
+    postgres_server,
+    site_config,
+)
 
 __all__ = ["postgres_server"]  # a fixture, imported for pytest
 
@@ -51,21 +59,6 @@ def digits(mnist_dir: Path) -> dict[int, np.ndarray]:
     return {d: x[int(np.flatnonzero(y == d)[0])] for d in range(10)}
 
 
-def _replica_env(fake: FakeTelegram, db_url: str) -> dict[str, str]:
-    """Return the environment of a replica: the fake Bot API and the shared database."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "MNIST_BOT_"))}
-    env.update(
-        TELEGRAM_BOT_TOKEN=fake.token,
-        TELEGRAM_API_BASE_URL=fake.base_url,
-        MNIST_BOT_DB=db_url,
-        MNIST_BOT_RATE_LIMIT="600",
-        PYTHONUNBUFFERED="1",
-    )
-    if MODEL_OVERRIDE:
-        env["MNIST_BOT_MODEL"] = MODEL_OVERRIDE
-    return env
-
-
 @pytest.fixture
 def cluster(postgres_server: PostgresServer, tmp_path: Path) -> Iterator[Cluster]:
     """Start nginx, then two replicas registering nginx's address as their webhook."""
@@ -74,7 +67,10 @@ def cluster(postgres_server: PostgresServer, tmp_path: Path) -> Iterator[Cluster
     nginx = Nginx(tmp_path / "nginx", site_config(SHIPPED_SITE, proxy_port, ports)).start(proxy_port)
     webhook = f"http://127.0.0.1:{proxy_port}/telegram/hook"
     with FakeTelegram() as fake:
-        env = _replica_env(fake, db_url)
+        extra = {"MNIST_BOT_RATE_LIMIT": "600"} | (
+            {"MNIST_BOT_MODEL": MODEL_OVERRIDE} if MODEL_OVERRIDE else {}
+        )
+        env = bot_env(fake.token, fake.base_url, db_url, **extra)
         replicas = [BotReplica(env, port, webhook, secret, tmp_path / f"bot{port}.log") for port in ports]
         try:
             for replica in replicas:
