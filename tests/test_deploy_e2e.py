@@ -12,6 +12,7 @@ import os
 import secrets
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,23 +65,22 @@ def cluster(postgres_server: PostgresServer, tmp_path: Path) -> Iterator[Cluster
     """Start nginx, then two replicas registering nginx's address as their webhook."""
     db_url = postgres_server.create_database()
     ports, proxy_port, secret = [free_port(), free_port()], free_port(), secrets.token_urlsafe(24)
-    nginx = Nginx(tmp_path / "nginx", site_config(SHIPPED_SITE, proxy_port, ports)).start(proxy_port)
+    nginx = Nginx(tmp_path / "nginx", site_config(SHIPPED_SITE, proxy_port, ports))
     webhook = f"http://127.0.0.1:{proxy_port}/telegram/hook"
-    with FakeTelegram() as fake:
-        extra = {"MNIST_BOT_RATE_LIMIT": "600"} | (
-            {"MNIST_BOT_MODEL": MODEL_OVERRIDE} if MODEL_OVERRIDE else {}
-        )
+    extra = {"MNIST_BOT_RATE_LIMIT": "600"} | ({"MNIST_BOT_MODEL": MODEL_OVERRIDE} if MODEL_OVERRIDE else {})
+    with ExitStack() as stack:  # torn down in reverse: replicas, then the fake server, then nginx
+        stack.callback(nginx.stop)
+        nginx.start(proxy_port)
+        fake = stack.enter_context(FakeTelegram())
         env = bot_env(fake.token, fake.base_url, db_url, **extra)
-        replicas = [BotReplica(env, port, webhook, secret, tmp_path / f"bot{port}.log") for port in ports]
-        try:
-            for replica in replicas:
-                replica.wait_ready(READY_TIMEOUT)
-            fake.wait_for(lambda: len(fake.calls("setWebhook")) >= 2, timeout=READY_TIMEOUT)
-            yield Cluster(fake, nginx, replicas, db_url)
-        finally:
-            for replica in replicas:
-                replica.stop()
-            nginx.stop()
+        replicas = []
+        for port in ports:
+            replicas.append(BotReplica(env, port, webhook, secret, tmp_path / f"bot{port}.log"))
+            stack.callback(replicas[-1].stop)
+        for replica in replicas:
+            replica.wait_ready(READY_TIMEOUT)
+        fake.wait_for(lambda: len(fake.calls("setWebhook")) >= 2, timeout=READY_TIMEOUT)
+        yield Cluster(fake, nginx, replicas, db_url)
 
 
 def _answers(fake: FakeTelegram, sent: dict[int, int]) -> dict[int, dict[str, Any]]:
