@@ -6,18 +6,20 @@ update to nginx. Many users send photos at once; replies per second and p50/p99 
 the server to answer at the server) are measured for each replica count. Outgoing flood control
 is off, as in bench_bot_load.py's `concurrent` mode, to measure capacity rather than the limit.
 
-    .venv/bin/python benchmarks/bench_replicas.py [--users 30] [--photos 2] [--replicas 1,2]
+    .venv/bin/python benchmarks/bench_replicas.py [--users 30] [--photos 2] [--replicas 1,2] [--sqlite]
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
 import secrets
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -63,12 +65,16 @@ def start_cluster(
 
 
 def run(
-    server: PostgresServer, replicas: int, photos: list[tuple[int, bytes]], users: int, per_user: int,
+    new_database: Callable[[], str],
+    replicas: int,
+    photos: list[tuple[int, bytes]],
+    users: int,
+    per_user: int,
     model: str | None,
-) -> Result:  # fmt: skip
+) -> Result:
     """Send every photo at once through nginx and time the answers."""
     with FakeTelegram() as fake, tempfile.TemporaryDirectory() as tmp:
-        nginx, bots = start_cluster(fake, Path(tmp), server.create_database(), replicas, model)
+        nginx, bots = start_cluster(fake, Path(tmp), new_database(), replicas, model)
         try:
             prepared = [(label, fake.photo_sizes(jpeg)) for label, jpeg in photos]  # before the clock starts
             sent = []
@@ -105,6 +111,23 @@ def run(
     )
 
 
+def measure(args: argparse.Namespace, counts: list[int]) -> list[Result]:
+    """Run the load once per replica count, each on a fresh database of the chosen kind."""
+    photos = make_photos(min(50, args.users * args.photos), args.mnist_dir)
+    if args.sqlite:
+        with tempfile.TemporaryDirectory() as tmp:
+            files = (str(Path(tmp) / f"feedback{i}.db") for i in itertools.count())
+            return [run(lambda: next(files), n, photos, args.users, args.photos, args.model) for n in counts]
+    bin_dir = postgres_bin()
+    if bin_dir is None:
+        raise SystemExit("PostgreSQL server binaries not found: apt-get install postgresql nginx")
+    server = PostgresServer(bin_dir).start()
+    try:
+        return [run(server.create_database, n, photos, args.users, args.photos, args.model) for n in counts]
+    finally:
+        server.stop()
+
+
 def main() -> None:
     """Run the benchmark and print a table and a JSON line."""
     parser = argparse.ArgumentParser(
@@ -115,17 +138,9 @@ def main() -> None:
     parser.add_argument("--replicas", default="1,2", help="comma list of replica counts")
     parser.add_argument("--model", default=None, help="model file (default: the shipped cnn)")
     parser.add_argument("--mnist-dir", default=None, help="MNIST folder (default: MNIST_DIR)")
+    parser.add_argument("--sqlite", action="store_true", help="one SQLite file instead of PostgreSQL")
     args = parser.parse_args()
-    bin_dir = postgres_bin()
-    if bin_dir is None:
-        raise SystemExit("PostgreSQL server binaries not found: apt-get install postgresql nginx")
-    photos = make_photos(min(50, args.users * args.photos), args.mnist_dir)
-    server = PostgresServer(bin_dir).start()
-    try:
-        counts = [int(n) for n in args.replicas.split(",")]
-        results = [run(server, n, photos, args.users, args.photos, args.model) for n in counts]
-    finally:
-        server.stop()
+    results = measure(args, [int(n) for n in args.replicas.split(",")])
     print(table(results))
     summary: dict[str, Any] = {
         "benchmark": "replicas",
@@ -134,6 +149,7 @@ def main() -> None:
         "cpus": os.cpu_count(),
         "load_average": [round(v, 2) for v in os.getloadavg()],
         "python": platform.python_version(),
+        "database": "sqlite" if args.sqlite else "postgresql",
         "results": [asdict(r) for r in results],
     }
     print(json.dumps(summary))
