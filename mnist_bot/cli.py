@@ -115,7 +115,11 @@ def _feedback_parser(sub: Any) -> None:
     stats = actions.add_parser("stats", help="count corrections by source and label")
     stats.add_argument("--json", action="store_true", help="print one JSON object")
     for action in (export, stats):
-        action.add_argument("--db", type=Path, help="SQLite file (default: $MNIST_BOT_DB)")
+        action.add_argument(
+            "--db",
+            metavar="FILE_OR_URL",
+            help="SQLite file or postgresql:// URL (default: $MNIST_BOT_DB, else the per-user file)",
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -263,21 +267,28 @@ def cmd_bot(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_feedback(args: argparse.Namespace) -> int:
-    """Export or summarise the stored corrections."""
-    from mnist_bot.config import load_settings
-    from mnist_bot.errors import ConfigError
+def _feedback_store(db: Path | str) -> Any:
+    """Open the corrections store; a SQLite file not created yet reads as an empty store."""
     from mnist_bot.feedback import FeedbackStore
 
-    db = args.db or load_settings().db_path
-    if not db.is_file():
-        raise ConfigError(f"No feedback database at {db}; set MNIST_BOT_DB or pass --db.")
-    with FeedbackStore(db) as store:
+    if isinstance(db, Path) and not db.exists():
+        return FeedbackStore(":memory:")  # a fresh install has zero corrections; a read creates no file
+    return FeedbackStore(db)
+
+
+def cmd_feedback(args: argparse.Namespace) -> int:
+    """Export or summarise the stored corrections."""
+    from mnist_bot.config import database, load_settings
+    from mnist_bot.feedback import describe
+
+    db = database(args.db) if args.db else load_settings().db_path
+    with _feedback_store(db) as store:
         if args.action == "export":
             print(f"wrote {store.export(args.out)} labelled digits to {args.out}")
             return 0
-        stats = store.stats()
-    print(json.dumps(stats) if args.json else "\n".join(f"{key}: {value}" for key, value in stats.items()))
+        summary = {"database": describe(db), **store.stats()}
+    lines = (f"{key}: {value}" for key, value in summary.items())
+    print(json.dumps(summary) if args.json else "\n".join(lines))
     return 0
 
 

@@ -9,13 +9,30 @@ from pathlib import Path
 from typing import Any
 
 from dotenv import dotenv_values
+from platformdirs import user_data_dir
 
 from mnist_bot.errors import ConfigError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MODELS_DIR = PROJECT_ROOT / "models"
 DEFAULT_MODEL = MODELS_DIR / "cnn.tflite"
-DEFAULT_DB = Path("mnist_bot_feedback.db")
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
+def default_db_path() -> Path:
+    """Return the per-user feedback file in the platform's user data folder, shared from any directory."""
+    # A function, not a constant: platformdirs reads the environment (HOME, XDG_DATA_HOME).
+    return Path(user_data_dir("mnist-bot", appauthor=False)) / "feedback.db"
+
+
+def is_postgres_url(text: str) -> bool:
+    """Tell a PostgreSQL URL from a SQLite file name."""
+    return text.startswith(POSTGRES_SCHEMES)
+
+
+def database(text: str) -> Path | str:
+    """Parse a feedback database setting: a `postgresql://` URL stays text, anything else is a file."""
+    return text if is_postgres_url(text) else Path(text).expanduser()
 
 
 @dataclass(frozen=True)
@@ -26,7 +43,7 @@ class Settings:
     model_path: Path = DEFAULT_MODEL
     telegram_token: str | None = None
     telegram_api_base_url: str | None = None
-    db_path: Path = DEFAULT_DB
+    db_path: Path | str = field(default_factory=default_db_path)  # a SQLite file or a postgresql:// URL
     allowed_user_ids: frozenset[int] = field(default_factory=frozenset)
     rate_limit_per_minute: int = 30
 
@@ -66,7 +83,7 @@ def _from_environment(env: Mapping[str, str]) -> dict[str, Any]:
     if env.get("TELEGRAM_API_BASE_URL"):
         values["telegram_api_base_url"] = env["TELEGRAM_API_BASE_URL"].rstrip("/")
     if env.get("MNIST_BOT_DB"):
-        values["db_path"] = Path(env["MNIST_BOT_DB"])
+        values["db_path"] = database(env["MNIST_BOT_DB"].strip())
     if env.get("MNIST_BOT_ALLOWED_USERS"):
         values["allowed_user_ids"] = _user_ids(env["MNIST_BOT_ALLOWED_USERS"])
     if env.get("MNIST_BOT_RATE_LIMIT"):

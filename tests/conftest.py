@@ -36,6 +36,8 @@ def isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Ite
     """Run each test in an empty folder with none of our variables set (no stray .env)."""
     for name in OUR_VARIABLES:
         monkeypatch.delenv(name, raising=False)
+    # The default feedback file lives in the user data folder: keep tests out of the real one.
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "user-data"))
     monkeypatch.chdir(tmp_path)
     yield
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from mnist_bot import ConfigError, RecognizerError
-from mnist_bot.config import DEFAULT_DB, DEFAULT_MODEL, Settings, load_settings
+from mnist_bot.config import DEFAULT_MODEL, Settings, default_db_path, load_settings
 
 FULL_ENV = {
     "MNIST_DIR": "/data/mnist",
@@ -28,7 +28,7 @@ def test_defaults_when_nothing_is_set() -> None:
     assert settings.model_path == DEFAULT_MODEL
     assert DEFAULT_MODEL.name == "cnn.tflite" and DEFAULT_MODEL.parent.name == "models"
     assert settings.telegram_token is None and settings.telegram_api_base_url is None
-    assert settings.db_path == DEFAULT_DB
+    assert settings.db_path == default_db_path()
     assert settings.allowed_user_ids == frozenset()
     assert settings.rate_limit_per_minute == 30
 
@@ -134,3 +134,17 @@ def test_valid_environment_hides_a_malformed_dotenv_value(
     (tmp_path / ".env").write_text("MNIST_BOT_RATE_LIMIT=lots\n")
     monkeypatch.setenv("MNIST_BOT_RATE_LIMIT", "9")
     assert load_settings().rate_limit_per_minute == 9
+
+
+def test_the_default_feedback_file_is_per_user_not_per_directory(tmp_path: Path) -> None:
+    # conftest points XDG_DATA_HOME into tmp_path, so platformdirs puts the file there on Linux.
+    assert default_db_path() == tmp_path / "user-data" / "mnist-bot" / "feedback.db"
+    assert load_settings().db_path == default_db_path()
+
+
+def test_a_postgresql_url_is_kept_as_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    url = "postgresql://bot:pw@db.example.org:5432/feedback"
+    monkeypatch.setenv("MNIST_BOT_DB", url)
+    assert load_settings().db_path == url  # a Path would fold the "//" and lose the URL
+    monkeypatch.setenv("MNIST_BOT_DB", "~/corrections.db")
+    assert load_settings().db_path == Path.home() / "corrections.db"

@@ -1,16 +1,28 @@
-"""Tests of the SQLite feedback store, on real database files."""
+"""Tests of the feedback store on both backends: real SQLite files and a real PostgreSQL server."""
 
 from __future__ import annotations
 
+import hashlib
+import itertools
+import json
+import logging
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from mnist_bot.feedback import FeedbackStore, to_uint8
+from mnist_bot.cli import main
+from mnist_bot.config import default_db_path
+from mnist_bot.errors import ConfigError
+from mnist_bot.feedback import MIGRATIONS, FeedbackStore, Migration, describe, to_uint8
+from tests.servers import PostgresServer, pg_url, postgres_server
+
+__all__ = ["pg_url", "postgres_server"]  # fixtures, imported for pytest
+
+Target = Path | str  # a SQLite file or a postgresql:// URL
 
 
 def _digit(value: float = 0.5) -> np.ndarray:
@@ -20,10 +32,43 @@ def _digit(value: float = 0.5) -> np.ndarray:
     return image
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def new_database(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], Target]:
+    """Return a factory of fresh, empty databases of one backend."""
+    if request.param == "sqlite":
+        numbers = itertools.count()
+        return lambda: tmp_path / f"feedback{next(numbers)}.db"
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    return server.create_database
+
+
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[FeedbackStore]:
-    with FeedbackStore(tmp_path / "feedback.db") as opened:
+def target(new_database: Callable[[], Target]) -> Target:
+    return new_database()
+
+
+@pytest.fixture
+def store(target: Target) -> Iterator[FeedbackStore]:
+    with FeedbackStore(target) as opened:
         yield opened
+
+
+def _rows(target: Target, query: str) -> list[tuple[object, ...]]:
+    """Run one query straight on the database, bypassing the store."""
+    if isinstance(target, Path):
+        with sqlite3.connect(target) as db:
+            return db.execute(query).fetchall()
+    import psycopg
+
+    with psycopg.connect(target) as db:
+        return db.execute(query).fetchall()
+
+
+def _tables(target: Target) -> set[str]:
+    """Return the names of the tables in a database."""
+    if isinstance(target, Path):
+        return {str(r[0]) for r in _rows(target, "SELECT name FROM sqlite_master WHERE type = 'table'")}
+    return {str(r[0]) for r in _rows(target, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
 
 
 def test_add_stores_a_labelled_digit_and_counts_it(store: FeedbackStore) -> None:
@@ -34,13 +79,13 @@ def test_add_stores_a_labelled_digit_and_counts_it(store: FeedbackStore) -> None
     assert store.count("43") == 0
 
 
-def test_users_are_stored_only_as_salted_hashes(tmp_path: Path) -> None:
-    path = tmp_path / "feedback.db"
-    with FeedbackStore(path) as store:
+def test_users_are_stored_only_as_salted_hashes(new_database: Callable[[], Target]) -> None:
+    target, other_target = new_database(), new_database()
+    with FeedbackStore(target) as store:
         store.add(_digit(), 1, 7, "123456789", "telegram")
-    dump = "\n".join(sqlite3.connect(path).iterdump())
+    dump = repr(_rows(target, "SELECT * FROM feedback")) + repr(_rows(target, "SELECT * FROM meta"))
     assert "123456789" not in dump
-    with FeedbackStore(tmp_path / "other.db") as other, FeedbackStore(path) as same:
+    with FeedbackStore(other_target) as other, FeedbackStore(target) as same:
         assert other.hash_user("123456789") != same.hash_user("123456789")
         assert same.count("123456789") == 1  # the salt survives reopening
 
@@ -138,14 +183,31 @@ def test_concurrent_writers_lose_nothing(store: FeedbackStore) -> None:
     assert store.count("2") == 25
 
 
-def test_two_stores_on_one_file_see_each_others_rows(tmp_path: Path) -> None:
-    path = tmp_path / "shared.db"
-    with FeedbackStore(path) as bot, FeedbackStore(path) as widget:
+def test_two_stores_on_one_database_see_each_others_rows(target: Target) -> None:
+    with FeedbackStore(target) as bot, FeedbackStore(target) as widget:
         key = bot.add_pending([_digit()], [4], "u", "telegram")
         widget.add(_digit(), 1, 2, "u", "widget")
         assert bot.count("u") == 1
         assert widget.correct(key, 0, 9, "u")
         assert bot.count() == 2
+
+
+def test_two_replicas_writing_at_once_lose_nothing(target: Target) -> None:
+    with FeedbackStore(target) as first, FeedbackStore(target) as second:
+
+        def write(store: FeedbackStore, user: str) -> None:
+            for i in range(20):
+                key = store.add_pending([_digit(), _digit()], [i % 10, 1], user, "telegram")
+                assert store.correct(key, 1, 7, user)
+
+        replicas = itertools.product((first, second), range(3))
+        threads = [threading.Thread(target=write, args=(s, f"{id(s)}-{n}")) for s, n in replicas]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert first.count() == second.count() == 120
+        assert first.stats()["pending"] == 120
 
 
 @pytest.mark.parametrize(
@@ -183,3 +245,195 @@ def test_the_export_is_accepted_by_training_as_extra_data(store: FeedbackStore, 
     store.export(tmp_path / "extra.npz")
     split = load_extra(tmp_path / "extra.npz")
     assert split.images.shape == (2, 28, 28) and split.labels.tolist() == [5, 7]
+
+
+# ---------------------------------------------------------------- schema migrations
+
+# The schema of the release before migrations were versioned: no schema_version table.
+UNVERSIONED_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE feedback (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, answer TEXT NOT NULL, position INTEGER NOT NULL,
+    user_hash TEXT NOT NULL, source TEXT NOT NULL, input28 BLOB NOT NULL, predicted INTEGER NOT NULL,
+    label INTEGER, file_ref TEXT, box TEXT, created REAL NOT NULL, labelled REAL, UNIQUE (answer, position)
+);
+CREATE INDEX feedback_user ON feedback (user_hash);
+CREATE INDEX feedback_created ON feedback (created);
+"""
+LATER = (
+    Migration(3, "a note per answer", ("ALTER TABLE feedback ADD COLUMN note TEXT",)),
+    Migration(2, "a table of models", ("CREATE TABLE models (id {id}, name TEXT NOT NULL, trained {real})",)),
+)
+
+
+def test_a_new_database_gets_every_migration_once(store: FeedbackStore, target: Target) -> None:
+    assert store.schema_version == MIGRATIONS[-1].version == 1
+    assert {"meta", "feedback", "schema_version"} <= _tables(target)
+    assert [r[0] for r in _rows(target, "SELECT version FROM schema_version")] == [1]
+
+
+def test_later_migrations_apply_in_order_and_only_once(target: Target) -> None:
+    with FeedbackStore(target) as first:
+        key = first.add_pending([_digit()], [3], "u", "widget")
+    with FeedbackStore(target, migrations=MIGRATIONS + LATER) as upgraded:
+        assert upgraded.schema_version == 3
+        assert upgraded.samples(key)[0].predicted == 3  # rows survive the upgrade
+    # Reopening must not rerun them: migration 2's CREATE TABLE would fail the second time.
+    with FeedbackStore(target, migrations=MIGRATIONS + LATER) as again:
+        assert again.schema_version == 3
+    versions = _rows(target, "SELECT version, description FROM schema_version ORDER BY version")
+    assert versions == [(1, MIGRATIONS[0].description), (2, "a table of models"), (3, "a note per answer")]
+    assert "models" in _tables(target)
+
+
+def test_an_older_release_still_opens_a_newer_database(
+    target: Target, caplog: pytest.LogCaptureFixture
+) -> None:
+    with FeedbackStore(target, migrations=MIGRATIONS + LATER):
+        pass
+    with caplog.at_level(logging.WARNING), FeedbackStore(target) as old:  # a rolling deploy's old replica
+        assert old.schema_version == 3
+        old.add(_digit(), 1, 2, "u", "telegram")
+        assert old.count() == 1
+    assert "newer than this release knows" in caplog.text
+
+
+def test_a_failing_migration_changes_nothing(target: Target) -> None:
+    broken = Migration(2, "half done", ("CREATE TABLE models (name TEXT)", "ALTER TABLE nowhere ADD x TEXT"))
+    with FeedbackStore(target) as store:
+        store.add(_digit(), 1, 2, "u", "widget")
+    with pytest.raises(Exception, match="nowhere"):
+        FeedbackStore(target, migrations=(*MIGRATIONS, broken))
+    assert "models" not in _tables(target)  # the whole migration rolled back, DDL included
+    with FeedbackStore(target) as store:
+        assert store.schema_version == 1 and store.count("u") == 1
+
+
+def test_an_unversioned_file_from_an_older_release_is_upgraded(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    old_user = hashlib.sha256(b"old-salt:42").hexdigest()  # how every release hashes user ids
+    with sqlite3.connect(path) as old:
+        old.executescript(UNVERSIONED_SCHEMA)
+        old.execute("INSERT INTO meta VALUES ('salt', 'old-salt')")
+        old.execute(
+            "INSERT INTO feedback (answer, position, user_hash, source, input28, predicted, label, created)"
+            " VALUES ('k', 0, ?, 'telegram', ?, 4, 9, 1.0)",
+            (old_user, bytes(784)),
+        )
+    with FeedbackStore(path) as store:
+        assert store.schema_version == 1
+        assert store.count("42") == 1  # the old salt is kept, so old users are still recognised
+        assert store.samples("k")[0].label == 9
+        store.add(_digit(), 1, 2, "42", "widget")
+        assert store.count("42") == 2
+
+
+def test_replicas_opening_a_new_database_at_once_agree(target: Target) -> None:
+    stores: list[FeedbackStore] = []
+    errors: list[BaseException] = []
+
+    def open_one() -> None:
+        try:
+            stores.append(FeedbackStore(target))
+        except BaseException as exc:  # reported below: a thread's exception would be lost
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_one) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    try:
+        assert not errors, errors
+        assert len({s.hash_user("7") for s in stores}) == 1  # one salt for all
+        assert _rows(target, "SELECT COUNT(*) FROM schema_version") == [(1,)]
+    finally:
+        for opened in stores:
+            opened.close()
+
+
+# ---------------------------------------------------------------- PostgreSQL specifics
+
+
+def test_postgres_store_recovers_when_the_server_drops_its_connections(
+    postgres_server: PostgresServer, pg_url: str
+) -> None:
+    import psycopg
+
+    with FeedbackStore(pg_url) as store:
+        store.add(_digit(), 1, 2, "u", "telegram")
+        with psycopg.connect(postgres_server.url(), autocommit=True) as admin:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = %s AND pid != pg_backend_pid()",
+                (pg_url.rsplit("/", 1)[1],),
+            )
+        assert store.count("u") == 1  # the pool checked its connection and opened a new one
+
+
+def test_an_unreachable_postgres_is_a_clear_error_without_the_password() -> None:
+    pytest.importorskip("psycopg")
+    from tests.servers import free_port
+
+    url = f"postgresql://bot:s3cret-pw@127.0.0.1:{free_port()}/feedback"
+    with pytest.raises(ConfigError) as failed:
+        FeedbackStore(url)
+    assert "Cannot connect to the feedback database" in str(failed.value)
+    assert "s3cret-pw" not in str(failed.value) and "bot:***@127.0.0.1" in str(failed.value)
+
+
+def test_describe_hides_only_the_password() -> None:
+    assert describe("postgresql://bot:pw@db:5432/fb") == "postgresql://bot:***@db:5432/fb"
+    assert describe("postgresql://db/fb") == "postgresql://db/fb"
+    assert describe(Path("/data/feedback.db")) == "/data/feedback.db"
+
+
+# ---------------------------------------------------------------- `mnist-bot feedback`
+
+
+def _stats(capsys: pytest.CaptureFixture[str], *args: str) -> dict[str, object]:
+    """Run `mnist-bot feedback stats --json` and return its JSON."""
+    assert main(["feedback", "stats", "--json", *args]) == 0
+    result: dict[str, object] = json.loads(capsys.readouterr().out)
+    return result
+
+
+def test_stats_on_a_fresh_install_report_zero_and_create_nothing(capsys: pytest.CaptureFixture[str]) -> None:
+    stats = _stats(capsys)
+    assert stats["labelled"] == 0 and stats["pending"] == 0 and stats["by_label"] == {}
+    assert stats["database"] == str(default_db_path())
+    assert not default_db_path().exists()
+    assert main(["feedback", "stats"]) == 0
+    assert "labelled: 0" in capsys.readouterr().out
+
+
+def test_the_default_database_is_shared_from_any_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "bot").mkdir()
+    (tmp_path / "notebooks").mkdir()
+    monkeypatch.chdir(tmp_path / "bot")
+    with FeedbackStore(default_db_path()) as bot:  # what the bot and the widget open by default
+        bot.add(_digit(), 3, 5, "a", "telegram")
+    monkeypatch.chdir(tmp_path / "notebooks")
+    assert _stats(capsys)["labelled"] == 1
+    assert main(["feedback", "export", "out.npz"]) == 0
+    assert np.load(tmp_path / "notebooks" / "out.npz")["y"].tolist() == [5]
+
+
+def test_stats_read_the_database_named_by_db_or_the_environment(
+    target: Target, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with FeedbackStore(target) as store:
+        store.add(_digit(), 3, 5, "a", "widget")
+        store.add(_digit(), 7, 7, "b", "telegram")
+    assert _stats(capsys, "--db", str(target))["model_wrong"] == 1
+    monkeypatch.setenv("MNIST_BOT_DB", str(target))
+    stats = _stats(capsys)
+    assert stats["labelled"] == 2 and stats["by_source"] == {"telegram": 1, "widget": 1}
+
+
+def test_export_on_a_fresh_install_writes_an_empty_set(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["feedback", "export", "empty.npz"]) == 0
+    assert "wrote 0 labelled digits" in capsys.readouterr().out
+    assert np.load("empty.npz")["x"].shape == (0, 28, 28)
