@@ -48,10 +48,10 @@ def resolve_model_path(path: str | Path) -> Path:
     """
     path = Path(path).expanduser()
     name = None if path.exists() else _shipped_name(path)
-    for folder in model_folders() if name is not None else ():
-        if (folder / name).is_file():
-            return folder / name
-    return path
+    if name is None:
+        return path
+    found = [folder / name for folder in model_folders() if (folder / name).is_file()]
+    return found[0] if found else path
 
 
 def _shipped_name(path: Path) -> Path | None:

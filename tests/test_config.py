@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mnist_bot import ConfigError, RecognizerError
-from mnist_bot import config
+from mnist_bot import ConfigError, RecognizerError, config
 from mnist_bot.config import (
     DEFAULT_DB,
     DEFAULT_MODEL,
@@ -167,7 +166,9 @@ def test_a_model_found_nowhere_comes_back_unchanged(given: str) -> None:
     assert resolve_model_path(given) == Path(given)
 
 
-def test_the_default_model_is_found_in_an_installed_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_default_model_is_found_in_an_installed_copy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # A wheel install has no source tree: its models sit under <prefix>/share/mnist-bot/models.
     installed = tmp_path / "prefix" / config.INSTALLED_MODELS
     installed.mkdir(parents=True)
