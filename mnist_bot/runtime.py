@@ -146,7 +146,7 @@ def _tflite_or_keras(path: Path) -> Runtime:
         try:
             return KerasRuntime(keras_path)
         except ModelLoadError:
-            raise litert_error from None  # LiteRT's problem is the one to fix, not a missing extra
+            raise litert_error from litert_error.__cause__  # the .tflite is what to fix, not a missing extra
 
 
 @contextlib.contextmanager
