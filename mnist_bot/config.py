@@ -15,9 +15,9 @@ from mnist_bot.errors import ConfigError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MODELS_DIR = PROJECT_ROOT / "models"
-DEFAULT_MODEL = MODELS_DIR / "cnn.tflite"
 # Where a wheel install puts the served models (pyproject's data-files); the source tree has MODELS_DIR.
 INSTALLED_MODELS = Path("share", "mnist-bot", "models")
+DEFAULT_MODEL = MODELS_DIR / "cnn.tflite"
 DEFAULT_DB = Path("mnist_bot_feedback.db")
 
 
