@@ -2,22 +2,61 @@
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+# Two installs: running needs the core only (LiteRT, no TensorFlow); the tests need everything.
+RUN_STAMP := $(VENV)/.installed-run
+NOTEBOOK_STAMP := $(VENV)/.installed-notebook
+TEST_STAMP := $(VENV)/.installed-test
 MNIST_DIR ?= $(abspath ../shared/mnist)
 export MNIST_DIR
 
-.PHONY: run bot notebook test test-fast lint format bench train evaluate clean
+# Debian packages the tests use: Chromium drives the widget in a browser, PostgreSQL and nginx
+# serve the deployment tests. `make test` installs the missing ones where it may (root or
+# password-less sudo); elsewhere it says how, and those tests skip. CI (CI=true) requires them.
+SYSTEM_PACKAGES := chromium postgresql nginx
+REQUIRE_SYSTEM_PACKAGES ?= $(CI)
 
-$(STAMP): pyproject.toml
+.PHONY: run bot notebook install install-test system-packages test test-fast lint format bench train \
+	evaluate clean
+
+$(BIN)/python:
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is needed (set PYTHON=...)"; exit 1; }
-	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --upgrade pip
-	$(BIN)/pip install -e ".[dev]"
-	touch $(STAMP)
 
-install: $(STAMP)
+$(RUN_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -e .
+	touch $@
 
-run: $(STAMP)  ## start the bot if TELEGRAM_BOT_TOKEN is set, else the notebook demo
+$(NOTEBOOK_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -e ".[notebook]"
+	touch $@
+
+$(TEST_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -e ".[dev,train]"
+	touch $@
+
+install: $(RUN_STAMP)  ## what running the bot needs (no TensorFlow)
+
+install-test: $(TEST_STAMP)  ## everything: tests, linters, notebooks, training (TensorFlow)
+
+system-packages:  ## install the missing SYSTEM_PACKAGES with apt-get, or say how to
+	@missing=""; \
+	for pkg in $(SYSTEM_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' $$pkg 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$pkg"; \
+	done; \
+	[ -z "$$missing" ] && exit 0; \
+	if [ "$$(id -u)" = 0 ]; then sudo=""; elif sudo -n true 2>/dev/null; then sudo="sudo -n"; else sudo=no; fi; \
+	if [ "$$sudo" != no ] && command -v apt-get >/dev/null; then \
+		echo "Installing the system packages the tests need:$$missing"; \
+		$$sudo apt-get -qq -o DPkg::Lock::Timeout=600 update && \
+		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=600 \
+			$$missing >/dev/null && exit 0; \
+	fi; \
+	echo "*** Missing system packages:$$missing. $(if $(REQUIRE_SYSTEM_PACKAGES),CI needs them.,The tests that need them will skip.)"; \
+	echo "*** Install them (Debian/Ubuntu) with: sudo apt-get install$$missing"; \
+	[ -z "$(REQUIRE_SYSTEM_PACKAGES)" ]
+
+run: $(RUN_STAMP)  ## start the bot if TELEGRAM_BOT_TOKEN is set, else the notebook demo
 	@if [ -n "$$TELEGRAM_BOT_TOKEN" ] || grep -qs '^TELEGRAM_BOT_TOKEN=.' .env; then \
 		$(MAKE) --no-print-directory bot; \
 	else \
@@ -28,28 +67,28 @@ run: $(STAMP)  ## start the bot if TELEGRAM_BOT_TOKEN is set, else the notebook 
 		$(MAKE) --no-print-directory notebook; \
 	fi
 
-bot: $(STAMP)  ## run the Telegram bot (long polling)
+bot: $(RUN_STAMP)  ## run the Telegram bot (long polling)
 	$(BIN)/mnist-bot bot
 
-notebook: $(STAMP)  ## open the widget demo in JupyterLab
+notebook: $(NOTEBOOK_STAMP)  ## open the widget demo in JupyterLab
 	$(BIN)/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) widgets/demo.ipynb
 
-test: $(STAMP)  ## run the whole test suite (what CI runs)
+test: $(TEST_STAMP) system-packages  ## install everything, run the whole test suite (what CI runs)
 	$(BIN)/pytest
 
-test-fast: $(STAMP)  ## skip slow and end-to-end tests
+test-fast: $(TEST_STAMP)  ## skip slow and end-to-end tests
 	$(BIN)/pytest -m "not slow and not e2e"
 
-lint: $(STAMP)
+lint: $(TEST_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-format: $(STAMP)
+format: $(TEST_STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: $(STAMP)  ## speed, memory, robustness and bot load benchmarks
+bench: $(TEST_STAMP)  ## speed, memory, robustness and bot load benchmarks
 	$(BIN)/python benchmarks/speed.py
 	$(BIN)/python benchmarks/robustness.py
 	$(BIN)/python benchmarks/bench_bot_load.py
@@ -58,7 +97,7 @@ HANDWRITING_DIR ?= $(abspath ../shared/handwriting)
 
 EXTRA = $(BIN)/mnist-bot make-extra --handwriting-dir $(HANDWRITING_DIR)
 
-train: $(STAMP)  ## retrain the shipped models (about an hour and a half on 2 cores)
+train: $(TEST_STAMP)  ## retrain the shipped models (about an hour and a half on 2 cores)
 	for arch in dense mlp mlp2; do $(BIN)/mnist-bot train --arch $$arch || exit 1; done
 	# The extra data is rendered in parts, two at once (one per core): photos, drawings and
 	# UNIPEN writers; digits cut from photos of numbers (five parts); a second drawing of each
@@ -75,7 +114,7 @@ train: $(STAMP)  ## retrain the shipped models (about an hour and a half on 2 co
 		--extra-data build/extra_d.npz --extra-data build/extra_e.npz --extra-data build/extra_f.npz \
 		--extra-data build/extra_g.npz
 
-evaluate: $(STAMP)
+evaluate: $(TEST_STAMP)
 	$(BIN)/mnist-bot evaluate --report reports/cnn
 
 clean:

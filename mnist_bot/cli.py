@@ -3,40 +3,59 @@
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from mnist_bot.errors import RecognizerError
+from mnist_bot.errors import ConfigError, RecognizerError
 
 log = logging.getLogger("mnist_bot")
 
 ARCHES = ("dense", "mlp", "mlp2", "cnn")
+DESCRIPTION = "Read handwritten digits and numbers in photos and drawings; train and evaluate the models."
+TRAIN_PACKAGES = {"tensorflow", "keras", "matplotlib"}
+TRAIN_EXTRA = 'install the training extra: pip install "mnist-bot[train]"'
 
 
 def _train_parser(sub: Any) -> None:
     """Add `mnist-bot train`."""
     p = sub.add_parser("train", help="train a model on MNIST and write .keras, .tflite and .json")
     p.add_argument("--arch", choices=ARCHES, default="cnn", help="architecture (default: cnn)")
-    p.add_argument("--epochs", type=int, help="epochs (default: 10 for baselines, 15 for the cnn)")
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--validation-split", type=float, default=0.1)
-    p.add_argument("--limit", type=int, help="train on N images only (smoke runs)")
+    p.add_argument(
+        "--epochs", type=int, metavar="N", help="epochs (default: 10 for baselines, 15 for the cnn)"
+    )
+    p.add_argument("--batch-size", type=int, default=128, metavar="N", help="images per step (default: 128)")
+    p.add_argument("--seed", type=int, default=1, metavar="N", help="random seed (default: 1)")
+    p.add_argument(
+        "--validation-split",
+        type=float,
+        default=0.1,
+        metavar="FRACTION",
+        help="share of the training images held out for validation (default: 0.1)",
+    )
+    p.add_argument("--limit", type=int, metavar="N", help="train on N images only (smoke runs)")
     p.add_argument(
         "--augment",
         action=argparse.BooleanOptionalAction,
         default=None,
         help="train-time augmentation (default: on for the cnn only)",
     )
-    p.add_argument("--learning-rate", type=float)
+    p.add_argument(
+        "--learning-rate",
+        type=float,
+        metavar="RATE",
+        help="initial learning rate (default: 0.002 for the cnn, 0.001 for the others)",
+    )
     p.add_argument(
         "--bn-momentum",
         type=float,
         default=0.99,
+        metavar="M",
         help="batch-norm momentum of the cnn (use 0.9 for runs of a few hundred steps)",
     )
     p.add_argument(
@@ -44,42 +63,74 @@ def _train_parser(sub: Any) -> None:
         type=Path,
         action="append",
         default=[],
-        help=".npz with x (N,28,28) uint8 and y (N,), e.g. `mnist-bot feedback export`",
+        metavar="NPZ",
+        help="add this .npz (repeatable) with x (N,28,28) uint8 and y (N,), e.g. `mnist-bot feedback export`",
     )
-    p.add_argument("--out", type=Path, default=Path("models"), help="output folder (default: models)")
+    p.add_argument(
+        "--out", type=Path, default=Path("models"), metavar="DIR", help="output folder (default: models)"
+    )
     p.add_argument("--name", help="file stem (default: the architecture)")
-    p.add_argument("--mnist-dir", type=Path, help="MNIST folder (default: $MNIST_DIR)")
+    _mnist_dir_option(p)
+
+
+def _mnist_dir_option(p: argparse.ArgumentParser) -> None:
+    """Add --mnist-dir, saying where MNIST is looked for."""
+    p.add_argument(
+        "--mnist-dir",
+        type=Path,
+        metavar="DIR",
+        help="folder with the MNIST IDX files or mnist.npz (default: $MNIST_DIR, then ~/.keras/datasets)",
+    )
 
 
 def _evaluate_parser(sub: Any) -> None:
     """Add `mnist-bot evaluate`."""
     p = sub.add_parser("evaluate", help="measure a model on the MNIST test set")
-    p.add_argument("--model", type=Path, help="model file (default: $MNIST_BOT_MODEL or models/cnn.tflite)")
+    p.add_argument(
+        "--model",
+        type=Path,
+        metavar="FILE",
+        help="model file (default: $MNIST_BOT_MODEL or models/cnn.tflite)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--report", type=Path, help="write PNG plots and metrics.json to this folder")
-    p.add_argument("--mnist-dir", type=Path, help="MNIST folder (default: $MNIST_DIR)")
+    p.add_argument(
+        "--report", type=Path, metavar="DIR", help="write PNG plots and metrics.json to this folder"
+    )
+    _mnist_dir_option(p)
 
 
 def _predict_parser(sub: Any) -> None:
     """Add `mnist-bot predict`."""
     p = sub.add_parser("predict", help="recognise the digit (or number) in image files")
-    p.add_argument("images", nargs="+", type=Path)
+    p.add_argument(
+        "images", nargs="+", type=Path, metavar="IMAGE", help="photo or drawing (PNG, JPEG, HEIC...)"
+    )
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.add_argument("--number", action="store_true", help="read a multi-digit number")
-    p.add_argument("--model", type=Path, help="model file (default: the shipped cnn)")
+    p.add_argument(
+        "--model", type=Path, metavar="FILE", help="model file (default: $MNIST_BOT_MODEL or the shipped cnn)"
+    )
 
 
 def _extra_parser(sub: Any) -> None:
     """Add `mnist-bot make-extra`."""
     p = sub.add_parser("make-extra", help="render realistic extra training data (photos, drawings) as .npz")
     p.add_argument("out", type=Path, help="output .npz for `mnist-bot train --extra-data`")
-    p.add_argument("--photos", type=int, default=6000, help="MNIST training digits photographed")
-    p.add_argument("--canvases", type=int, default=6000, help="MNIST training digits re-stroked as drawings")
-    p.add_argument("--unipen-renders", type=int, default=2, help="drawings per UNIPEN training sample")
-    p.add_argument("--numbers", type=int, default=0, help="photos of 2-10 digit numbers, cut into digits")
-    p.add_argument("--handwriting-dir", type=Path, help="folder with unipen_1a_digits.jsonl.gz")
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--mnist-dir", type=Path, help="MNIST folder (default: $MNIST_DIR)")
+    p.add_argument("--photos", type=int, default=6000, metavar="N", help="MNIST training digits photographed")
+    p.add_argument(
+        "--canvases", type=int, default=6000, metavar="N", help="MNIST training digits re-stroked as drawings"
+    )
+    p.add_argument(
+        "--unipen-renders", type=int, default=2, metavar="N", help="drawings per UNIPEN training sample"
+    )
+    p.add_argument(
+        "--numbers", type=int, default=0, metavar="N", help="photos of 2-10 digit numbers, cut into digits"
+    )
+    p.add_argument(
+        "--handwriting-dir", type=Path, metavar="DIR", help="folder with unipen_1a_digits.jsonl.gz"
+    )
+    p.add_argument("--seed", type=int, default=1, metavar="N", help="random seed (default: 1)")
+    _mnist_dir_option(p)
 
 
 def _bot_parser(sub: Any) -> None:
@@ -95,9 +146,23 @@ def add_bot_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", type=int, default=8443, help="webhook server port (default: 8443)")
     p.add_argument("--path", help="URL path the webhook server answers (default: the path of URL)")
     p.add_argument("--secret", help="webhook secret token (default: a random one per run)")
-    p.add_argument("--listen", default="0.0.0.0", help="webhook server address (default: 0.0.0.0)")
-    p.add_argument("--flood-rate", type=float, default=30.0, help="outgoing messages/s (0: off)")
-    p.add_argument("--concurrency", type=int, default=64, help="updates handled at once (1: one by one)")
+    p.add_argument(
+        "--listen", default="0.0.0.0", metavar="ADDRESS", help="webhook server address (default: 0.0.0.0)"
+    )
+    p.add_argument(
+        "--flood-rate",
+        type=float,
+        default=30.0,
+        metavar="N",
+        help="outgoing messages/s (default: 30; 0: off)",
+    )
+    p.add_argument(
+        "--concurrency",
+        type=int,
+        default=64,
+        metavar="N",
+        help="updates handled at once (default: 64; 1: one by one)",
+    )
 
 
 def bot_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -109,9 +174,9 @@ def bot_options(args: argparse.Namespace) -> dict[str, Any]:
 def _feedback_parser(sub: Any) -> None:
     """Add `mnist-bot feedback export|stats`."""
     p = sub.add_parser("feedback", help="corrections collected by the bot and the widget")
-    actions = p.add_subparsers(dest="action", required=True)
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     export = actions.add_parser("export", help="write labelled corrections as .npz for `train --extra-data`")
-    export.add_argument("out", type=Path)
+    export.add_argument("out", type=Path, metavar="NPZ", help="the .npz file to write")
     stats = actions.add_parser("stats", help="count corrections by source and label")
     stats.add_argument("--json", action="store_true", help="print one JSON object")
     for action in (export, stats):
@@ -122,11 +187,31 @@ def _feedback_parser(sub: Any) -> None:
         )
 
 
+def version() -> str:
+    """Return the installed package's version."""
+    try:
+        return importlib.metadata.version("mnist-bot")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
+
+
+def _add_verbose(parser: argparse.ArgumentParser, default: Any) -> None:
+    """Add -v/--verbose; subcommands take it too, without overriding one given before them."""
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=default,
+        help="log more, including what TensorFlow and LiteRT print on stderr",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser with every subcommand."""
-    parser = argparse.ArgumentParser(prog="mnist-bot", description=__doc__)
-    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(prog="mnist-bot", description=DESCRIPTION)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
+    _add_verbose(parser, False)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (
         _train_parser,
         _evaluate_parser,
@@ -136,15 +221,29 @@ def build_parser() -> argparse.ArgumentParser:
         _feedback_parser,
     ):
         add(sub)
+    for command in sub.choices.values():
+        _add_verbose(command, argparse.SUPPRESS)
     return parser
+
+
+def _training_import(module: str) -> Any:
+    """Import a training module, or say which extra to install when TensorFlow or matplotlib is missing."""
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name is None or exc.name.split(".")[0] not in TRAIN_PACKAGES:
+            raise
+        raise ConfigError(
+            f"This command needs {exc.name.split('.')[0]}, which serving does without: {TRAIN_EXTRA}."
+        ) from exc
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Train one architecture and print where the files went."""
     from mnist_bot.data import load_mnist
-    from mnist_bot.training.train import TrainConfig, train_model
 
-    cfg = TrainConfig(
+    train = _training_import("mnist_bot.training.train")
+    cfg = train.TrainConfig(
         arch=args.arch,
         epochs=args.epochs,
         batch_size=args.batch_size,
@@ -159,7 +258,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         name=args.name,
         command=" ".join(["mnist-bot", *args.argv]),
     )
-    result = train_model(cfg, load_mnist(args.mnist_dir))
+    result = train.train_model(cfg, load_mnist(args.mnist_dir))
     meta = result.metadata
     print(
         f"{meta['name']}: test accuracy {meta['test_accuracy']:.4f}, "
@@ -181,8 +280,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     evaluation = evaluate(recognizer, mnist.test, model_path.name)
     result = evaluation.as_dict() | {"runtime": recognizer.runtime.name}
     if args.report:
-        from mnist_bot.training.report import write_report
-
+        write_report = _training_import("mnist_bot.training.report").write_report
         files = write_report(evaluation, mnist.test.images, recognizer.metadata, args.report)
         result["report"] = [str(f) for f in files]
     print(json.dumps(result) if args.json else format_report(evaluation))
@@ -230,10 +328,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from mnist_bot.recognizer import Recognizer
 
     recognizer = Recognizer.load(args.model)
+    unread = 0
     for path in args.images:
         result = _predict_one(recognizer, path, args.number)
+        unread += "error" in result
         print(json.dumps(result) if args.json else _describe(result))
-    return 0
+    return 1 if unread else 0  # scripts can tell a run where an input could not be read
 
 
 def cmd_make_extra(args: argparse.Namespace) -> int:
@@ -262,6 +362,7 @@ def cmd_bot(args: argparse.Namespace) -> int:
     from mnist_bot.bot import run_bot
     from mnist_bot.config import load_settings
 
+    # A bot's operator wants its INFO lines (started, stopped, retries); --verbose adds everyone's DEBUG.
     logging.getLogger().setLevel(logging.DEBUG if args.verbose else logging.INFO)
     run_bot(load_settings(), **bot_options(args))
     return 0
@@ -292,6 +393,20 @@ def cmd_feedback(args: argparse.Namespace) -> int:
     return 0
 
 
+def configure_logging(verbose: bool) -> None:
+    """Log warnings; with --verbose, our DEBUG, everyone's INFO and the native libraries' stderr."""
+    if not verbose:
+        # TensorFlow's C++ logging reads this once, when it is imported (training, the Keras fallback).
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # At DEBUG, mnist_bot.runtime lets LiteRT's own stderr lines through (runtime.native_logs_muted).
+    log.setLevel(logging.DEBUG if verbose else logging.NOTSET)
+    logging.getLogger("absl").setLevel(logging.INFO if verbose else logging.ERROR)
+
+
 COMMANDS = {
     "make-extra": cmd_make_extra,
     "train": cmd_train,
@@ -307,10 +422,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     args.argv = argv  # recorded in model metadata: the real arguments, also when called as main([...])
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(args.verbose)
     try:
         return COMMANDS[args.command](args)
     except RecognizerError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sysconfig
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -15,6 +16,8 @@ from mnist_bot.errors import ConfigError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MODELS_DIR = PROJECT_ROOT / "models"
+# Where a wheel install puts the served models (pyproject's data-files); the source tree has MODELS_DIR.
+INSTALLED_MODELS = Path("share", "mnist-bot", "models")
 DEFAULT_MODEL = MODELS_DIR / "cnn.tflite"
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
@@ -46,6 +49,33 @@ class Settings:
     db_path: Path | str = field(default_factory=default_db_path)  # a SQLite file or a postgresql:// URL
     allowed_user_ids: frozenset[int] = field(default_factory=frozenset)
     rate_limit_per_minute: int = 30
+
+
+def model_folders() -> tuple[Path, ...]:
+    """Return where the shipped models are: the source tree's `models/`, then a wheel's installed copy."""
+    return (MODELS_DIR, Path(sysconfig.get_path("data")) / INSTALLED_MODELS)
+
+
+def resolve_model_path(path: str | Path) -> Path:
+    """Find a model file as given, else among the shipped models, so any working directory works.
+
+    `models/cnn.tflite` and `cnn.tflite` name the shipped CNN unless the working directory has
+    such a file; the default model is found in a wheel's installed copy too. A path found nowhere
+    comes back unchanged, for the error message.
+    """
+    path = Path(path).expanduser()
+    name = None if path.exists() else _shipped_name(path)
+    if name is None:
+        return path
+    found = [folder / name for folder in model_folders() if (folder / name).is_file()]
+    return found[0] if found else path
+
+
+def _shipped_name(path: Path) -> Path | None:
+    """Return `path` relative to a models folder, or None for an absolute path elsewhere."""
+    if path.is_absolute():
+        return path.relative_to(MODELS_DIR) if path.is_relative_to(MODELS_DIR) else None
+    return Path(*path.parts[1:]) if len(path.parts) > 1 and path.parts[0] == "models" else path
 
 
 def _environment(env_file: Path | None) -> dict[str, str]:

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from mnist_bot import preprocess, segment
-from mnist_bot.config import load_settings
+from mnist_bot.config import load_settings, resolve_model_path
 from mnist_bot.preprocess import Box, ImageInput, PreparedDigit
 from mnist_bot.runtime import Runtime, load_runtime
 
@@ -119,7 +119,7 @@ class Recognizer:
     @classmethod
     def load(cls, path: str | Path | None = None) -> Recognizer:
         """Load a model: `path`, else MNIST_BOT_MODEL, else the shipped default."""
-        model_path = Path(path) if path is not None else load_settings().model_path
+        model_path = resolve_model_path(path if path is not None else load_settings().model_path)
         return cls(load_runtime(model_path), _read_metadata(model_path))
 
     def predict(self, image: ImageInput) -> Prediction:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -15,6 +18,7 @@ from mnist_bot.errors import ModelLoadError
 log = logging.getLogger(__name__)
 
 NUM_CLASSES = 10
+TRAIN_EXTRA = 'pip install "mnist-bot[train]"'
 
 
 class Runtime(Protocol):
@@ -37,17 +41,20 @@ class LiteRtRuntime:
             from ai_edge_litert.interpreter import Interpreter
         except ImportError as exc:
             raise ModelLoadError("The LiteRT runtime (ai-edge-litert) is not installed.") from exc
+        self._batch = 0
+        # The interpreter is not thread-safe; the bot calls it from worker threads.
+        self._lock = threading.Lock()
         try:
             self._interpreter = Interpreter(model_path=str(path), num_threads=1)
+            self._input = self._interpreter.get_input_details()[0]
+            self._output = self._interpreter.get_output_details()[0]
+            # The first allocation applies XNNPACK, which LiteRT announces on stderr: do it now, muted.
+            with native_logs_muted():
+                self._resize(1)
         except (ValueError, RuntimeError) as exc:
             raise ModelLoadError(
                 f"Cannot load the model file {path.name}: it is not a valid .tflite model."
             ) from exc
-        self._input = self._interpreter.get_input_details()[0]
-        self._output = self._interpreter.get_output_details()[0]
-        self._batch = 0
-        # The interpreter is not thread-safe; the bot calls it from worker threads.
-        self._lock = threading.Lock()
 
     def _resize(self, batch_size: int) -> None:
         """Resize the input tensor when the batch size changes."""
@@ -78,7 +85,10 @@ class KerasRuntime:
 
             self._model: Any = keras.models.load_model(path, compile=False)
         except ImportError as exc:
-            raise ModelLoadError("Keras is not installed, so .keras models cannot be loaded.") from exc
+            raise ModelLoadError(
+                f"A .keras model needs TensorFlow and Keras, which serving does without: {TRAIN_EXTRA}, "
+                "or use the .tflite model."
+            ) from exc
         except Exception as exc:  # Keras raises many types for a bad file.
             raise ModelLoadError(f"Cannot load the model file {path.name}.") from exc
 
@@ -125,12 +135,40 @@ def load_runtime(path: Path) -> Runtime:
 
 
 def _tflite_or_keras(path: Path) -> Runtime:
-    """Prefer LiteRT; fall back to the sibling `.keras` file when LiteRT is missing."""
+    """Prefer LiteRT; fall back to the sibling `.keras` file when LiteRT cannot load the model."""
     try:
         return LiteRtRuntime(path)
-    except ModelLoadError:
+    except ModelLoadError as litert_error:
         keras_path = path.with_suffix(".keras")
         if not keras_path.is_file():
             raise
-        log.warning("LiteRT unavailable; falling back to Keras for %s", keras_path.name)
-        return KerasRuntime(keras_path)
+        log.warning("LiteRT cannot load %s; falling back to Keras for %s", path.name, keras_path.name)
+        try:
+            return KerasRuntime(keras_path)
+        except ModelLoadError:
+            raise litert_error from litert_error.__cause__  # the .tflite is what to fix, not a missing extra
+
+
+@contextlib.contextmanager
+def native_logs_muted() -> Iterator[None]:
+    """Silence what C++ libraries write to stderr for the block, unless this module logs at DEBUG.
+
+    LiteRT logs "Created TensorFlow Lite XNNPACK delegate" with no switch to turn it off; writes of
+    other threads to stderr during the block are lost too, so keep it to loading.
+    """
+    if log.isEnabledFor(logging.DEBUG):
+        yield
+        return
+    sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr at all: nothing to mute
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)

@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
+import argparse
+import importlib.metadata
 import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -10,12 +20,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mnist_bot.cli import main
+from mnist_bot.cli import build_parser, main
 from mnist_bot.config import DEFAULT_MODEL
 from mnist_bot.data import IDX_NAMES, IMAGE_MAGIC, LABEL_MAGIC, Mnist
 from mnist_bot.recognizer import Recognizer
 from mnist_bot.runtime import FakeRuntime
 from tests.conftest import draw_digit, encode, mnist_photo
+from tests.fake_telegram import FakeTelegram
 
 PREDICTION_FIELDS = {"path", "digit", "confidence", "probabilities", "unsure"}
 
@@ -113,7 +124,7 @@ def test_predict_reports_unreadable_inputs_and_goes_on(
     good = write_image(tmp_path / "good.png", draw_digit(4))
     missing = tmp_path / "missing.png"
     paths = [corrupt, garbage, blank, missing, good]
-    assert main(["predict", "--json", *map(str, paths)]) == 0
+    assert main(["predict", "--json", *map(str, paths)]) == 1  # any unread input: exit 1, for scripts
     results = json_lines(capsys.readouterr().out)
     assert [r["path"] for r in results] == [str(p) for p in paths]
     for result in results[:4]:
@@ -129,7 +140,7 @@ def test_predict_without_json_prints_a_sentence_per_image(
     good = write_image(tmp_path / "good.png", draw_digit(0))
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"\x89PNG broken")
-    assert main(["predict", str(good), str(bad)]) == 0
+    assert main(["predict", str(good), str(bad)]) == 1
     lines = capsys.readouterr().out.splitlines()
     digit = Recognizer(FakeRuntime()).predict(good).digit
     assert lines[0].startswith(f"{good}: {digit}, ") and "% sure" in lines[0]
@@ -213,6 +224,94 @@ def test_help_exits_cleanly(capsys: pytest.CaptureFixture[str]) -> None:
         assert command in out
 
 
+# --- the parser: version, help for every argument, no internal names ------------------------------
+
+
+def test_version_is_the_installed_package_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(["--version"])
+    assert caught.value.code == 0
+    assert capsys.readouterr().out.strip() == f"mnist-bot {importlib.metadata.version('mnist-bot')}"
+
+
+def every_action(parser: argparse.ArgumentParser, where: str = "mnist-bot") -> Iterator[tuple[str, Any]]:
+    """Yield (command, action) for every argument and subcommand of the parser, recursively."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            yield from ((where, choice) for choice in action._choices_actions)
+            for name, sub in action.choices.items():
+                yield from every_action(sub, f"{where} {name}")
+        else:
+            yield where, action
+
+
+def test_every_argument_and_command_has_help() -> None:
+    actions = list(every_action(build_parser()))
+    assert len(actions) > 50
+    assert [f"{where}: {a.option_strings or a.dest}" for where, a in actions if not a.help] == []
+
+
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [([], "COMMAND"), (["feedback"], "ACTION"), (["predict"], "IMAGE"), (["feedback", "export"], "NPZ")],
+)
+def test_usage_errors_name_what_to_type_not_internal_variables(
+    argv: list[str], named: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        main(argv)
+    assert f"the following arguments are required: {named}" in capsys.readouterr().err
+
+
+def test_usage_lines_show_no_variable_names() -> None:
+    # argparse's default placeholder is the variable's name (--mnist-dir MNIST_DIR, --batch-size BATCH_SIZE).
+    usages = [build_parser().format_usage()]
+    for _, action in every_action(build_parser()):
+        if isinstance(action, argparse._SubParsersAction):
+            usages += [sub.format_usage() for sub in action.choices.values()]
+    for usage in usages:
+        assert not re.search(r"\b[A-Z]+_[A-Z_]+\b", usage), usage
+
+
+def test_verbose_is_accepted_before_and_after_the_command(
+    tmp_path: Path, fake_model: list[Path | None]
+) -> None:
+    seven = write_image(tmp_path / "seven.png", draw_digit(7))
+    assert main(["--verbose", "predict", str(seven)]) == 0
+    assert main(["predict", str(seven), "-v"]) == 0
+    assert build_parser().parse_args(["-v", "predict", "x.png"]).verbose is True
+    assert build_parser().parse_args(["predict", "x.png"]).verbose is False
+
+
+# --- without the training extra: a sentence naming it, not a traceback -------------------------------
+
+
+def test_train_without_tensorflow_names_the_extra(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in ("tensorflow", "keras"):  # None in sys.modules makes `import name` fail, as if not installed
+        monkeypatch.setitem(sys.modules, name, None)
+    monkeypatch.delitem(sys.modules, "mnist_bot.training.train", raising=False)
+    monkeypatch.delitem(sys.modules, "mnist_bot.training.architectures", raising=False)
+    assert main(["train", "--arch", "dense", "--limit", "10"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: This command needs ") and 'pip install "mnist-bot[train]"' in err
+    assert "Traceback" not in err
+
+
+def test_evaluate_report_without_matplotlib_names_the_extra(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    fake_model: list[Path | None],
+) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    monkeypatch.delitem(sys.modules, "mnist_bot.training.report", raising=False)
+    folder = tiny_mnist_folder(tmp_path / "mnist")
+    assert main(["evaluate", "--mnist-dir", str(folder), "--report", str(tmp_path / "report")]) == 1
+    assert "needs matplotlib" in capsys.readouterr().err and not (tmp_path / "report").exists()
+
+
 # --- evaluate, with the fake runtime and a tiny MNIST -----------------------------------------------
 
 
@@ -254,6 +353,24 @@ def test_evaluate_text_report_uses_mnist_dir(
     out = capsys.readouterr().out
     assert out.startswith("model chosen.tflite: accuracy 91.6667% on 12 test images")
     assert "confusion (rows: true digit, columns: predicted)" in out
+
+
+def test_evaluate_finds_mnist_in_the_keras_cache(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    fake_model: list[Path | None],
+) -> None:
+    # No MNIST_DIR (the isolation fixture removed it): the next place is where keras.datasets saves it.
+    images = np.stack([np.full((28, 28), 25 * (k % 10) + 12, np.uint8) for k in range(7)])
+    labels = np.arange(7, dtype=np.uint8)
+    cache = tmp_path / "home" / ".keras" / "datasets"
+    cache.mkdir(parents=True)
+    np.savez(cache / "mnist.npz", x_train=images, y_train=labels, x_test=images, y_test=labels)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert main(["evaluate", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["n"] == 7 and result["accuracy"] == 1.0
 
 
 def test_evaluate_without_mnist_is_an_error(
@@ -350,3 +467,117 @@ def test_train_a_small_dense_model(
     assert metadata["command"] == "mnist-bot " + " ".join(args)
     assert metadata["test_accuracy"] > 0.2  # 8 Adam steps of softmax regression: measured 0.34, chance 0.1
     assert Recognizer.load(out / "tiny.tflite").metadata == metadata
+
+
+# --- real processes: a quiet start, no TensorFlow, and the bot against Telegram that refuses or is away --
+
+
+def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run `mnist-bot ARGS` in a fresh interpreter and capture its output."""
+    return subprocess.run(
+        [sys.executable, "-m", "mnist_bot.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=180,
+        check=False,
+    )
+
+
+def bot_env(base_url: str, token: str, folder: Path) -> dict[str, str]:
+    """Return the environment of a bot talking to `base_url` with `token`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "MNIST_BOT_"))}
+    return env | {
+        "TELEGRAM_BOT_TOKEN": token,
+        "TELEGRAM_API_BASE_URL": base_url,
+        "MNIST_BOT_DB": str(folder / "feedback.db"),
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+@pytest.mark.slow
+def test_predict_writes_nothing_on_stderr_unless_verbose(tmp_path: Path) -> None:
+    seven = write_image(tmp_path / "seven.png", draw_digit(7))
+    quiet = run_cli("predict", str(seven), cwd=tmp_path)
+    assert quiet.returncode == 0 and quiet.stdout.startswith(f"{seven}: 7, ")
+    assert quiet.stderr == ""
+    verbose = run_cli("predict", str(seven), "--verbose", cwd=tmp_path)
+    assert verbose.returncode == 0 and "XNNPACK" in verbose.stderr  # LiteRT's own line, let through
+
+
+@pytest.mark.slow
+def test_predict_and_the_front_ends_never_import_tensorflow(tmp_path: Path) -> None:
+    seven = write_image(tmp_path / "seven.png", draw_digit(7))
+    code = (
+        "import json, sys\n"
+        "from mnist_bot.cli import main\n"
+        f"status = main(['predict', '--json', {str(seven)!r}])\n"
+        "import mnist_bot.bot, widgets\n"
+        "heavy = {m.split('.')[0] for m in sys.modules} & {'tensorflow', 'keras', 'matplotlib'}\n"
+        "print(json.dumps({'status': status, 'heavy': sorted(heavy)}))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=180, check=True
+    )
+    prediction, result = map(json.loads, done.stdout.strip().splitlines()[-2:])
+    assert prediction["digit"] == 7
+    assert result == {"status": 0, "heavy": []}
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_bot_with_a_token_telegram_refuses_stops_with_a_clear_message(tmp_path: Path) -> None:
+    with FakeTelegram() as fake:  # it answers 401 Unauthorized to any other token, as Telegram does
+        done = run_cli("bot", cwd=tmp_path, env=bot_env(fake.base_url, "42:refused-token", tmp_path))
+        assert [call.method for call in fake.calls()] == []  # refused before any method ran
+    assert done.returncode == 1
+    assert "error: Telegram refused the bot token (401 Unauthorized)" in done.stderr
+    assert "Traceback" not in done.stderr and "refused-token" not in done.stderr
+    assert "XNNPACK" not in done.stderr and "TensorFlow" not in done.stderr  # a quiet start
+
+
+def closed_port() -> int:
+    """Return a loopback port nothing listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_bot_logs_why_telegram_is_unreachable_on_each_retry_with_growing_pauses(tmp_path: Path) -> None:
+    token = "42:unreachable-token"
+    env = bot_env(f"http://127.0.0.1:{closed_port()}", token, tmp_path)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mnist_bot.cli", "bot"],
+        env=env,
+        cwd=tmp_path,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    killer = threading.Timer(120, process.kill)  # a bot that never retries must not hang the suite
+    killer.start()
+    seen: list[str] = []
+    retries: list[str] = []
+    assert process.stderr is not None
+    for line in process.stderr:
+        seen.append(line)
+        retries += [line] if "Cannot reach Telegram" in line else []
+        if len(retries) == 4:
+            break
+    process.send_signal(signal.SIGTERM)
+    seen += process.communicate(timeout=60)[1].splitlines()
+    killer.cancel()
+    assert process.returncode == 0, "".join(seen)  # SIGTERM while retrying is a clean stop
+    assert len(retries) == 4, "".join(seen)
+    found = [
+        re.search(r"\(getMe: (.+)\); attempt (\d) failed, ([\d.]+) s after the first", line)
+        for line in retries
+    ]
+    assert all(found), retries
+    assert all("ConnectError" in m.group(1) for m in found if m)  # the reason, not just "failed"
+    assert [int(m.group(2)) for m in found if m] == [1, 2, 3, 4]
+    gaps = np.diff([float(m.group(3)) for m in found if m])
+    assert gaps[2] > gaps[0]  # python-telegram-bot's pauses grow: 1.5 s, 2.25 s, 3.4 s
+    assert token not in "".join(seen)

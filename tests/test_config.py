@@ -7,8 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from mnist_bot import ConfigError, RecognizerError
-from mnist_bot.config import DEFAULT_MODEL, Settings, default_db_path, load_settings
+from mnist_bot import ConfigError, RecognizerError, config
+from mnist_bot.config import (
+    DEFAULT_MODEL,
+    MODELS_DIR,
+    Settings,
+    default_db_path,
+    load_settings,
+    resolve_model_path,
+)
+from mnist_bot.recognizer import Recognizer
 
 FULL_ENV = {
     "MNIST_DIR": "/data/mnist",
@@ -148,3 +156,48 @@ def test_a_postgresql_url_is_kept_as_text(monkeypatch: pytest.MonkeyPatch) -> No
     assert load_settings().db_path == url  # a Path would fold the "//" and lose the URL
     monkeypatch.setenv("MNIST_BOT_DB", "~/corrections.db")
     assert load_settings().db_path == Path.home() / "corrections.db"
+
+
+# --- model paths: relative names find the shipped models from any working directory ----------------
+
+
+@pytest.mark.parametrize("given", ["models/cnn.tflite", "cnn.tflite", "models/mlp.tflite"])
+def test_relative_model_paths_resolve_against_the_shipped_models(given: str) -> None:
+    # The isolation fixture runs each test in an empty folder, as `make notebook` runs the demo in widgets/.
+    resolved = resolve_model_path(given)
+    assert resolved == MODELS_DIR / Path(given).name and resolved.is_file()
+
+
+def test_a_model_in_the_working_directory_wins(tmp_path: Path) -> None:
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "cnn.tflite").write_bytes(b"mine")
+    assert resolve_model_path("models/cnn.tflite") == Path("models/cnn.tflite")
+    assert resolve_model_path(Path("models/cnn.tflite")).read_bytes() == b"mine"
+
+
+@pytest.mark.parametrize("given", ["models/none.tflite", "none.tflite", "/elsewhere/cnn.tflite"])
+def test_a_model_found_nowhere_comes_back_unchanged(given: str) -> None:
+    assert resolve_model_path(given) == Path(given)
+
+
+def test_the_default_model_is_found_in_an_installed_copy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A wheel install has no source tree: its models sit under <prefix>/share/mnist-bot/models.
+    installed = tmp_path / "prefix" / config.INSTALLED_MODELS
+    installed.mkdir(parents=True)
+    (installed / "cnn.tflite").write_bytes(b"installed")
+    monkeypatch.setattr(config, "model_folders", lambda: (tmp_path / "no-source-tree", installed))
+    assert resolve_model_path(DEFAULT_MODEL) == DEFAULT_MODEL  # the source tree's copy exists here
+    monkeypatch.setattr(config, "MODELS_DIR", tmp_path / "no-source-tree")
+    gone = tmp_path / "no-source-tree" / "cnn.tflite"
+    assert resolve_model_path(gone) == installed / "cnn.tflite"
+    assert resolve_model_path("models/cnn.tflite") == installed / "cnn.tflite"
+
+
+@pytest.mark.slow
+def test_recognizer_loads_a_relative_model_path_from_another_folder(monkeypatch: pytest.MonkeyPatch) -> None:
+    by_name = Recognizer.load("models/mlp.tflite")
+    assert by_name.metadata["name"] == "mlp" and by_name.runtime.name == "litert"
+    monkeypatch.setenv("MNIST_BOT_MODEL", "models/dense.tflite")
+    assert Recognizer.load().metadata["name"] == "dense"

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import time
 from typing import Any
 from urllib.parse import urlparse
 
 from telegram import BotCommand, Update
-from telegram.error import NetworkError, TelegramError, TimedOut
+from telegram.error import InvalidToken, NetworkError, TelegramError, TimedOut
 from telegram.ext import (
     AIORateLimiter,
     Application,
@@ -30,6 +31,10 @@ from mnist_bot.feedback import FeedbackStore
 log = logging.getLogger(__name__)
 
 RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0)  # seconds before each retry of a failed Bot API call
+# python-telegram-bot retries these itself, pausing 1 s and then 1.5 times longer each time (up to
+# 30 s): start-up calls (bootstrap_retries=-1) and, while polling, getUpdates.
+BOOTSTRAP_METHODS = frozenset({"getMe", "deleteWebhook", "setWebhook"})
+PTB_RETRIED = BOOTSTRAP_METHODS | {"getUpdates"}
 RETRY_AFTER_RETRIES = 5  # 429 answers honoured (retry_after) per call by the rate limiter
 CONCURRENT_UPDATES = 64
 COMMANDS = (
@@ -43,8 +48,14 @@ COMMANDS = (
 class RetryingRequest(HTTPXRequest):
     """HTTPX transport that retries server errors and lost connections, never user errors.
 
-    getUpdates is left alone: the polling loop already retries it forever with backoff.
+    getUpdates and the start-up calls are left alone: python-telegram-bot retries them forever with
+    growing pauses. Its start-up loop logs nothing above DEBUG, so the reason is logged here.
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._failing_since: float | None = None  # monotonic time of the first failure in a row
+        self._failures = 0
 
     async def do_request(
         self,
@@ -59,22 +70,39 @@ class RetryingRequest(HTTPXRequest):
         """Send one request, retrying 5xx answers and network failures with backoff."""
         # Never log `url`: it holds the bot token.
         endpoint = "file download" if "/file/bot" in url else url.rsplit("/", 1)[-1]
-        retries = () if endpoint == "getUpdates" else RETRY_DELAYS
+        retries = () if endpoint in PTB_RETRIED else RETRY_DELAYS
         for delay in (*retries, None):
             try:
                 code, payload = await super().do_request(
                     url, method, request_data, read_timeout, write_timeout, connect_timeout, pool_timeout
                 )
             except (NetworkError, TimedOut) as exc:
+                self._count_failure(endpoint, exc)
                 if delay is None:
                     raise
                 log.warning("%s failed (%s); retrying in %.1fs", endpoint, type(exc).__name__, delay)
             else:
+                self._failing_since, self._failures = None, 0
                 if code < 500 or delay is None:
                     return code, payload
                 log.warning("%s got HTTP %d; retrying in %.1fs", endpoint, code, delay)
             await asyncio.sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _count_failure(self, endpoint: str, exc: TelegramError) -> None:
+        """Count failures in a row; log why a start-up call failed, and for how long it has."""
+        now = time.monotonic()
+        self._failing_since = self._failing_since or now
+        self._failures += 1
+        if endpoint in BOOTSTRAP_METHODS:
+            log.warning(
+                "Cannot reach Telegram (%s: %s); attempt %d failed, %.1f s after the first; "
+                "retrying with growing pauses",
+                endpoint,
+                exc,
+                self._failures,
+                now - self._failing_since,
+            )
 
 
 class RedactingFilter(logging.Filter):
@@ -94,6 +122,14 @@ class RedactingFilter(logging.Filter):
         if record.exc_text and self.secret in record.exc_text:
             record.exc_text = record.exc_text.replace(self.secret, self.replacement)
         return True
+
+
+class DropInvalidTokenTraceback(logging.Filter):
+    """Drop python-telegram-bot's traceback for a refused token: run_bot reports it in one sentence."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Keep every record but the one carrying InvalidToken."""
+        return not (record.exc_info and isinstance(record.exc_info[1], InvalidToken))
 
 
 def protect_token(token: str) -> None:
@@ -188,6 +224,27 @@ def run_bot(
     """Run the bot until SIGINT/SIGTERM: long polling, or a webhook server when `webhook_url` is set."""
     protect_token(settings.telegram_token or "")  # before building: the Bot logs its URLs at DEBUG
     application = build_application(settings, flood_rate=flood_rate, concurrency=concurrency)
+    ptb_log = logging.getLogger("telegram.ext")  # its retry loop's logger
+    if not any(isinstance(f, DropInvalidTokenTraceback) for f in ptb_log.filters):
+        ptb_log.addFilter(DropInvalidTokenTraceback())
+    try:
+        _serve(application, webhook_url, port, path, secret, listen)
+    except InvalidToken as exc:
+        raise ConfigError(
+            "Telegram refused the bot token (401 Unauthorized): check TELEGRAM_BOT_TOKEN, "
+            "or get a new token from @BotFather."
+        ) from exc
+
+
+def _serve(
+    application: Application,
+    webhook_url: str | None,
+    port: int,
+    path: str | None,
+    secret: str | None,
+    listen: str,
+) -> None:
+    """Poll, or serve the webhook, until SIGINT/SIGTERM; start-up calls are retried forever."""
     if webhook_url is None:
         log.info("Starting long polling")
         application.run_polling(allowed_updates=Update.ALL_TYPES, bootstrap_retries=-1)
