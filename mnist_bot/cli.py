@@ -112,6 +112,18 @@ def _predict_parser(sub: Any) -> None:
     )
 
 
+def _explain_parser(sub: Any) -> None:
+    """Add `mnist-bot explain`."""
+    p = sub.add_parser("explain", help="show each stage of reading an image as one strip of pictures")
+    p.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="photo or drawing to explain")
+    p.add_argument(
+        "--out", type=Path, required=True, metavar="DIR", help="folder for IMAGE-NAME.png and .json"
+    )
+    p.add_argument(
+        "--model", type=Path, metavar="FILE", help="model file (default: $MNIST_BOT_MODEL or the shipped cnn)"
+    )
+
+
 def _extra_parser(sub: Any) -> None:
     """Add `mnist-bot make-extra`."""
     p = sub.add_parser("make-extra", help="render realistic extra training data (photos, drawings) as .npz")
@@ -216,6 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
         _train_parser,
         _evaluate_parser,
         _predict_parser,
+        _explain_parser,
         _extra_parser,
         _bot_parser,
         _feedback_parser,
@@ -336,6 +349,27 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 1 if unread else 0  # scripts can tell a run where an input could not be read
 
 
+def cmd_explain(args: argparse.Namespace) -> int:
+    """Write a strip of each stage for every image, and say what was read."""
+    from mnist_bot.explain import explain, write
+    from mnist_bot.recognizer import Recognizer
+
+    recognizer = Recognizer.load(args.model)
+    unread = 0
+    for path in args.images:
+        try:
+            explanation = explain(recognizer, path)
+        except RecognizerError as exc:  # not even decoded: nothing to show
+            print(f"{path}: {exc}")
+            unread += 1
+            continue
+        png, _ = write(explanation, args.out, path.stem)
+        text = explanation.reading.text if explanation.reading is not None else explanation.error
+        print(f"{path}: {text} (stages in {png})")
+        unread += explanation.reading is None
+    return 1 if unread else 0
+
+
 def cmd_make_extra(args: argparse.Namespace) -> int:
     """Render realistic extra training data from MNIST training digits and UNIPEN writers."""
     from mnist_bot.data import load_mnist
@@ -412,6 +446,7 @@ COMMANDS = {
     "train": cmd_train,
     "evaluate": cmd_evaluate,
     "predict": cmd_predict,
+    "explain": cmd_explain,
     "bot": cmd_bot,
     "feedback": cmd_feedback,
 }

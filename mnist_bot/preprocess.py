@@ -9,7 +9,9 @@ from __future__ import annotations
 import io
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
@@ -18,6 +20,8 @@ from PIL import Image, ImageOps
 from mnist_bot.errors import EmptyImageError, InvalidImageError
 
 ImageInput = bytes | bytearray | memoryview | str | os.PathLike[str] | Image.Image | np.ndarray
+# Called with each stage's name, its picture (uint8, working resolution) and the numbers it chose.
+Trace = Callable[[str, np.ndarray, dict[str, Any]], None]
 
 SIZE = 28
 BOX = 20
@@ -72,6 +76,7 @@ class InkImage:
     ink: np.ndarray
     scale: float
     drawing: bool = False  # ink from a transparent canvas: every stroke belongs to the drawing
+    polarity: str = "alpha"  # where the ink came from: "dark" on light paper, "light" on dark, "alpha"
 
 
 @dataclass(frozen=True)
@@ -364,15 +369,15 @@ def ink_image(image: np.ndarray) -> InkImage:
     # The median of the inverse is the inverse of the median: one blur serves both polarities.
     smooth = cv2.medianBlur(grey, 3)
     if ink_is_dark(grey):
-        return InkImage(flat_ink(smooth, dark=True), scale)
+        return InkImage(flat_ink(smooth, dark=True), scale, polarity="dark")
     light = flat_ink(smooth, dark=False)
     if scale < 1 or (scale == 1 and min(grey.shape) >= UNSHADED_POLARITY_SIDE):
         # Dark ink on paper is the usual photo: a shadow with a lit corner can fake a light-ink
         # histogram, but not the steep edges of a pen, so check a light verdict against them.
         dark = flat_ink(smooth, dark=True)
         if edge_sharpness_of(dark) >= SHARPER_POLARITY * edge_sharpness_of(light):
-            return InkImage(dark, scale)
-    return InkImage(light, scale)
+            return InkImage(dark, scale, polarity="dark")
+    return InkImage(light, scale, polarity="light")
 
 
 def flat_ink(smooth: np.ndarray, dark: bool) -> np.ndarray:
@@ -401,9 +406,13 @@ def ink_mask(ink: np.ndarray, peak: float | None = None) -> np.ndarray:
     peak = ink_peak(ink)[0] if peak is None else peak
     if peak < MIN_CONTRAST:
         raise EmptyImageError(EMPTY_MESSAGE)
+    return ((ink > ink_threshold(ink, peak)) & (ink >= NEAR_PEAK_SHARE * nearby_peak(ink))).astype(np.uint8)
+
+
+def ink_threshold(ink: np.ndarray, peak: float) -> float:
+    """Return the grey level above which ink counts: Otsu's, with a noise floor under faint ink."""
     otsu, _ = cv2.threshold(ink, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    threshold = max(otsu, MIN_CONTRAST * 0.75, 0.25 * peak)
-    return ((ink > threshold) & (ink >= NEAR_PEAK_SHARE * nearby_peak(ink))).astype(np.uint8)
+    return float(max(otsu, MIN_CONTRAST * 0.75, 0.25 * peak))
 
 
 def nearby_peak(ink: np.ndarray) -> np.ndarray:
@@ -709,14 +718,23 @@ def prepare_parts(labels: np.ndarray, parts: list[Component], scale: float) -> P
     return PreparedDigit(input28, to_input_box(box, scale), looks_like_digit(parts, box))
 
 
-def find_ink(image: ImageInput) -> FoundInk:
-    """Decode, clean and label the ink of an image."""
+def find_ink(image: ImageInput, trace: Trace | None = None) -> FoundInk:
+    """Decode, clean and label the ink of an image; `trace` is shown each stage (mnist-bot explain)."""
     array, decode_scale = load_image_scaled(image)
     ink = ink_image(array)
     peak, sparse = ink_peak(ink.ink)
+    if trace is not None:
+        numbers = {"polarity": ink.polarity, "scale": round(ink.scale * decode_scale, 4)}
+        trace("ink", ink.ink, numbers | {"pen width px": pen_width(ink.ink)})
     mask = remove_rule_lines(ink_mask(ink.ink, peak))
     if not ink.drawing and ink.scale <= 1:  # canvases have no shadows; upscaling softens every edge
         mask = near_sharp_edges(mask, ink.ink)
+    if trace is not None:
+        trace(
+            "mask",
+            255 * mask,
+            {"ink peak": peak, "threshold": ink_threshold(ink.ink, peak), "sparse": sparse},
+        )
     min_area = max(12, int(mask.size * 2e-5))
     labels, found = components(mask, min_area)
     if not ink.drawing:  # a canvas has no shadows; anti-aliasing alone makes its edges soft
