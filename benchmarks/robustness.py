@@ -27,8 +27,8 @@ import numpy as np
 from PIL import Image
 
 from mnist_bot import NumberReading, Prediction, Recognizer, RecognizerError
-from mnist_bot import synthetic as syn
 from mnist_bot.data import load_mnist
+from mnist_bot.training import synthetic as syn
 from mnist_bot.training.realistic import is_held_out_writer  # no TensorFlow behind this import
 
 SHARED = Path("/work/shared")

@@ -27,9 +27,9 @@ import numpy as np
 from PIL import Image
 
 from mnist_bot import Recognizer
-from mnist_bot import synthetic as syn
 from mnist_bot.config import DEFAULT_MODEL
 from mnist_bot.data import load_mnist
+from mnist_bot.training import synthetic as syn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from robustness import _mnist_dir, naive28  # a sibling script, not a package
