@@ -10,10 +10,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-from ipywidgets import Button, HBox, Label
+from ipywidgets import Button, HBox, Label, VBox
 from PIL import Image
 
-from mnist_bot import InvalidImageError, Prediction, Recognizer
+from mnist_bot import InvalidImageError, NumberReading, Prediction, Recognizer
 from mnist_bot.feedback import FeedbackStore
 from mnist_bot.runtime import FakeRuntime
 from mnist_bot.strokes import rasterise
@@ -356,7 +356,68 @@ def test_two_widgets_on_one_page_keep_their_own_state(store: FeedbackStore) -> N
 def test_displaying_the_chat_shows_its_widget_tree(chat: DigitChat) -> None:
     bundle = chat._repr_mimebundle_()
 
-    assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == chat.widget.model_id
+    assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == chat.model_id
+    assert chat.children == (chat.transcript, chat.children[1])  # the transcript above the pad row
+    assert chat.pad.canvas in chat.children[1].children
+
+
+# ------------------------------------------------------------------ a real widget
+
+
+def test_the_chat_is_a_vbox_that_composes_in_layouts(chat: DigitChat) -> None:
+    other = Label("beside the chat")
+    row = HBox([chat, other])
+
+    assert isinstance(chat, VBox) and row.children == (chat, other)
+    assert row.get_state()["children"] == [f"IPY_MODEL_{chat.model_id}", f"IPY_MODEL_{other.model_id}"]
+    draw_with_mouse(chat, SEVEN)  # still a working chat inside the layout
+    chat.send_button.click()
+    assert chat.messages[-1].text == "It's a 7 (100% sure)."
+
+
+def test_observing_reading_fires_on_each_answer_with_the_reading_shown(chat: DigitChat) -> None:
+    seen: list[Any] = []
+    chat.observe(lambda change: seen.append((change["old"], change["new"])), "reading")
+    assert chat.reading is None
+    draw_with_mouse(chat, SEVEN)
+    chat.send_button.click()
+    draw_with_mouse(chat, SEVEN)  # the same drawing again is a new answer: it fires again
+    chat.send_button.click()
+
+    assert len(seen) == 2
+    first, second = (chat.messages[2].answer, chat.messages[4].answer)
+    assert seen == [(None, first), (first, second)] and chat.reading is second
+    assert isinstance(second, Prediction) and second.digit == 7
+
+
+def test_reading_is_a_number_for_a_photo_of_a_number_and_stays_on_errors(chat: DigitChat) -> None:
+    seen: list[Any] = []
+    chat.observe(lambda change: seen.append(change["new"]), "reading")
+    strokes = [Stroke(tuple((x * 0.6 + 130 * i, y * 0.6 + 40) for x, y in SEVEN), 12) for i in range(3)]
+    upload(chat, png_of(strokes, (440, 260)), "number.png")
+    upload(chat, b"not a picture", "notes.txt")
+    chat.send_button.click()  # an empty pad: a hint, not an answer
+
+    assert len(seen) == 1 and isinstance(chat.reading, NumberReading) and chat.reading.text == "777"
+    assert chat.reading is chat.messages[2].answer
+
+
+def test_reading_is_kept_on_each_instance_and_not_synced_to_the_page(store: FeedbackStore) -> None:
+    left = DigitChat(Recognizer(FakeRuntime(confident(2))), store)
+    right = DigitChat(Recognizer(FakeRuntime(confident(5))), store)
+    draw_with_mouse(left, SEVEN)
+    left.send_button.click()
+
+    assert isinstance(left.reading, Prediction) and left.reading.digit == 2 and right.reading is None
+    assert "reading" not in left.get_state()  # a Python object for notebook code, not widget state
+
+
+def test_the_widget_protocol_send_still_messages_the_page(chat: DigitChat) -> None:
+    chat.focus()  # ipywidgets sends {"do": "focus"} through send(content): not a drawing
+    draw_with_mouse(chat, SEVEN)
+    chat.send()  # no content: send the drawing, as the Send button does
+
+    assert [m.kind for m in chat.messages] == ["hint", "image", "answer"]
 
 
 # ------------------------------------------------------------------ live mode
