@@ -194,9 +194,13 @@ def _grey28(image: ImageInput) -> np.ndarray | None:
     if not isinstance(image, np.ndarray) or image.shape not in {(28, 28), (28, 28, 1)}:
         return None
     values = image.reshape(28, 28)
-    if values.dtype.kind in "ui" and values.min() >= 0 and values.max() <= 255:
+    if values.dtype == np.uint8:
         return values.astype(np.float32) / 255  # as the model was trained: float32 of uint8 / 255
-    if values.dtype.kind == "f" and np.isfinite(values).all() and values.min() >= 0 and values.max() <= 1:
+    # Comparisons with NaN are false, so NaN and infinities fall through to the pipeline's checks.
+    low, high = values.min(), values.max()
+    if values.dtype.kind in "ui" and low >= 0 and high <= 255:
+        return values.astype(np.float32) / 255
+    if values.dtype.kind == "f" and low >= 0 and high <= 1:
         return values.astype(np.float32)
     return None
 

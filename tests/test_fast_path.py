@@ -118,3 +118,16 @@ def test_the_shipped_model_answers_as_on_raw_mnist(mnist: Mnist, recognizer: Rec
 
     np.testing.assert_array_equal(fast, raw)
     assert np.mean(fast == y) >= 0.99
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_nan_or_infinite_values_are_left_to_the_pipeline_to_refuse(bad: float, digits: np.ndarray) -> None:
+    image = digits[0].astype(np.float32) / 255
+    image[0, 0] = bad
+    assert prepared_mnist(image) is None
+
+
+def test_other_integer_types_in_0_255_take_it_too(digits: np.ndarray) -> None:
+    ready = prepared_mnist(digits[0].astype(np.int64))
+    assert ready is not None and prepared_mnist(digits[0].astype(np.int64) * 2) is None
+    np.testing.assert_array_equal(ready.input28, digits[0].astype(np.float32) / 255)
