@@ -1,7 +1,7 @@
 """Inputs of the failure classes real users hit, drawn from MNIST test digits.
 
 Each is what a person makes outside a phone camera, so no photo pipeline is applied: a clean file
-from a drawing app or a scanner. The digit keeps its shape (`synthetic.stroke_mask` redraws it until
+from a drawing app or a scanner. The digit keeps its shape (`training.synthetic.stroke_mask` redraws it until
 its parts and loops match the source), so a wrong answer is the reader's fault.
 
 - `bold`: a thick black stroke (about 8% of the image side) on a 400x400 white PNG without alpha.
@@ -16,7 +16,7 @@ import io
 import numpy as np
 from PIL import Image
 
-from mnist_bot import synthetic as syn
+from mnist_bot.training import synthetic as syn
 
 FAILURE_KINDS = ("bold", "faint", "small")
 FAINT_INKS = ((120, 160, 230), (150, 150, 150), (170, 175, 185), (90, 140, 220))

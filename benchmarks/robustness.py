@@ -3,9 +3,9 @@
 The first rows are real: `../shared/real-dev` (photos, drawings and pages by people outside the
 project, scored per source) and held-out UNIPEN writers. Then inputs built from data the model never
 trained on: MNIST **test** digits turned into phone photos, canvas drawings and multi-digit numbers by
-`mnist_bot.synthetic`, plus Semeion and optdigits scans. Each kind is scored through the full pipeline
-(`Recognizer.predict_batch` / `read_number` / `read`) and through the naive path (resize the whole
-image to 28x28 grey) with the same model.
+`mnist_bot.training.synthetic`, plus Semeion and optdigits scans. Each kind is scored through the
+full pipeline (`Recognizer.predict_batch` / `read_number` / `read`) and through the naive path (resize
+the whole image to 28x28 grey) with the same model.
 
     python benchmarks/robustness.py --n 500 --gallery /tmp/gallery --json-out robustness.json
 """
@@ -29,8 +29,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from mnist_bot import NumberReading, Prediction, Recognizer, RecognizerError
-from mnist_bot import synthetic as syn
 from mnist_bot.data import load_mnist
+from mnist_bot.training import synthetic as syn
 from mnist_bot.training.realistic import is_held_out_writer  # no TensorFlow behind this import
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

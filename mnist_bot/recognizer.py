@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from mnist_bot import preprocess, segment
 from mnist_bot.config import load_settings, resolve_model_path
@@ -18,6 +20,15 @@ from mnist_bot.runtime import Runtime, load_runtime
 # Calibrated on MNIST validation digits and synthetic photos: below these the answer is a guess.
 MIN_CONFIDENCE = 0.60
 MIN_MARGIN = 0.40
+
+# The fast path's test of "already MNIST": every MNIST digit passes it with room to spare (its centre
+# of mass is within 0.5 px of the centre, its ink box 19-20 px, 55-96% of its pixels exactly 0).
+FAST_MAX_OFFSET = 1.0  # px between the centre of mass and MNIST's centre
+FAST_BOX_SIDES = (17, 21)  # longer side of the box of visible ink (above FAST_INK_LEVEL), in px
+FAST_INK_LEVEL = 0.05
+FAST_MIN_DARK = 0.5  # share of pixels that are black (under FAST_INK_LEVEL): light ink on black
+FAST_MIN_PEAK = 0.9  # the brightest ink is near white, as MNIST's
+_PIXEL_ROWS_COLS = np.indices((28, 28)).reshape(2, -1).astype(np.float32)  # for the centre of mass
 
 
 @dataclass(frozen=True)
@@ -124,11 +135,11 @@ class Recognizer:
 
     def predict(self, image: ImageInput) -> Prediction:
         """Recognise the single digit in `image`."""
-        return self._classify([preprocess.prepare_digit(image)])[0]
+        return self._classify([prepare(image)])[0]
 
     def predict_batch(self, images: Sequence[ImageInput]) -> list[Prediction]:
         """Recognise one digit per image with a single runtime call."""
-        return self._classify([preprocess.prepare_digit(image) for image in images])
+        return self._classify([prepare(image) for image in images])
 
     def read_number(self, image: ImageInput) -> NumberReading:
         """Read a multi-digit number, left to right."""
@@ -136,6 +147,9 @@ class Recognizer:
 
     def read(self, image: ImageInput) -> NumberReading:
         """Read whatever the image holds: a number of two or more digits, or one digit."""
+        ready = prepared_mnist(image)
+        if ready is not None:  # one MNIST digit: read() answers as predict() does
+            return self._read_layout(segment.NumberLayout([ready], {}))
         return self._read_layout(segment.prepare_digit_or_number(image))
 
     def _read_layout(self, layout: segment.NumberLayout) -> NumberReading:
@@ -156,6 +170,53 @@ class Recognizer:
             return []
         probabilities = self.classify28(np.stack([p.input28 for p in prepared]))
         return [_prediction(p, probs) for p, probs in zip(prepared, probabilities, strict=True)]
+
+
+def prepare(image: ImageInput) -> PreparedDigit:
+    """Prepare one digit: as it is when already in MNIST's convention, else through the photo pipeline."""
+    ready = prepared_mnist(image)
+    return ready if ready is not None else preprocess.prepare_digit(image)
+
+
+def prepared_mnist(image: ImageInput) -> PreparedDigit | None:
+    """Return a 28x28 array or image already in MNIST's convention as the model's input, else None."""
+    grey = _grey28(image)
+    box = None if grey is None else mnist_box(grey)
+    return None if grey is None or box is None else PreparedDigit(grey, box, digit_like=True)
+
+
+def _grey28(image: ImageInput) -> np.ndarray | None:
+    """Return a (28, 28) grey array or image as float32 in [0, 1]; None for any other input or range."""
+    if isinstance(image, Image.Image):
+        if image.mode != "L" or image.size != (28, 28):
+            return None
+        image = np.asarray(image)
+    if not isinstance(image, np.ndarray) or image.shape not in {(28, 28), (28, 28, 1)}:
+        return None
+    values = image.reshape(28, 28)
+    if values.dtype == np.uint8:
+        return values.astype(np.float32) / 255  # as the model was trained: float32 of uint8 / 255
+    # Comparisons with NaN are false, so NaN and infinities fall through to the pipeline's checks.
+    low, high = values.min(), values.max()
+    if values.dtype.kind in "ui" and low >= 0 and high <= 255:
+        return values.astype(np.float32) / 255
+    if values.dtype.kind == "f" and low >= 0 and high <= 1:
+        return values.astype(np.float32)
+    return None
+
+
+def mnist_box(grey: np.ndarray) -> Box | None:
+    """Return the ink box of float32 (28, 28) grey when it is light ink on black centred as MNIST's."""
+    visible = grey > FAST_INK_LEVEL
+    total = float(grey.sum())
+    if grey.max() < FAST_MIN_PEAK or visible.mean() > 1 - FAST_MIN_DARK:
+        return None
+    rows, cols = np.flatnonzero(visible.any(axis=1)), np.flatnonzero(visible.any(axis=0))
+    box = Box(int(cols[0]), int(rows[0]), int(cols[-1] - cols[0]) + 1, int(rows[-1] - rows[0]) + 1)
+    centre_y, centre_x = _PIXEL_ROWS_COLS @ grey.ravel() / total
+    offset = math.hypot(centre_y - preprocess.CENTRE, centre_x - preprocess.CENTRE)
+    sized = FAST_BOX_SIDES[0] <= max(box.w, box.h) <= FAST_BOX_SIDES[1]
+    return box if sized and offset <= FAST_MAX_OFFSET else None
 
 
 def _read_metadata(model_path: Path) -> dict[str, Any]:

@@ -9,12 +9,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from mnist_bot.config import DEFAULT_MODEL
 from mnist_bot.data import Mnist, load_mnist
 from mnist_bot.recognizer import Recognizer
 from mnist_bot.runtime import FakeRuntime
+from mnist_bot.strokes import ink_on_paper, rasterise
 
 # Captured before any test runs: the isolation fixture removes it from the environment.
 ORIGINAL_MNIST_DIR = os.environ.get("MNIST_DIR") or str(
@@ -84,15 +85,10 @@ def draw_digit(
     offset: tuple[int, int] = (0, 0),
     scale: float = 1.0,
 ) -> Image.Image:
-    """Draw a simple digit with Pillow as a grey image (dark ink on light paper by default)."""
-    image = Image.new("L", (size, size), paper)
-    pen = ImageDraw.Draw(image)
-    for stroke in STROKES[digit]:
-        points = [(x * scale * size / 100 + offset[0], y * scale * size / 100 + offset[1]) for x, y in stroke]
-        pen.line(points, fill=ink, width=width, joint="curve")
-        for x, y in points:
-            pen.ellipse([x - width / 2, y - width / 2, x + width / 2, y + width / 2], fill=ink)
-    return image
+    """Draw a simple digit with the shared rasteriser as grey (dark ink on light paper by default)."""
+    factor = scale * size / 100
+    pen = [(np.asarray(stroke, np.float64) * factor + offset, width) for stroke in STROKES[digit]]
+    return Image.fromarray(ink_on_paper(rasterise(pen, (size, size)), ink, paper))
 
 
 def encode(image: Image.Image, fmt: str = "PNG", **options: object) -> bytes:

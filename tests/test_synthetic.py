@@ -19,9 +19,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mnist_bot import synthetic as syn
 from mnist_bot.config import DEFAULT_MODEL
 from mnist_bot.data import Mnist
+from mnist_bot.training import synthetic as syn
 
 ROOT = Path(__file__).resolve().parents[1]
 HANDWRITING = Path(os.environ.get("HANDWRITING_DIR") or ROOT.parent / "shared" / "handwriting")
@@ -59,6 +59,18 @@ def ink_box(mask: np.ndarray) -> tuple[int, int, int, int]:
 def rng(seed: int = 0) -> np.random.Generator:
     """Return a seeded generator."""
     return np.random.default_rng(seed)
+
+
+def test_synthetic_and_realistic_import_without_tensorflow() -> None:
+    code = (
+        "import sys, json\n"
+        "import mnist_bot.training.synthetic, mnist_bot.training.realistic\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in {'tensorflow', 'keras'})\n"
+        "print(json.dumps({'heavy': heavy}))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert json.loads(done.stdout.strip().splitlines()[-1])["heavy"] == []
+    assert not (ROOT / "mnist_bot" / "synthetic.py").exists()  # generators live with training now
 
 
 # ---------------------------------------------------------------- shapes and strokes

@@ -10,12 +10,15 @@ from typing import Any
 
 import numpy as np
 import pytest
-from ipywidgets import Button, HBox, Label
+from ipywidgets import Button, HBox, Label, VBox
 from PIL import Image
 
-from mnist_bot import InvalidImageError, Prediction, Recognizer
+from mnist_bot import InvalidImageError, NumberReading, Prediction, Recognizer
 from mnist_bot.feedback import FeedbackStore
 from mnist_bot.runtime import FakeRuntime
+from mnist_bot.strokes import rasterise
+from mnist_bot.training import synthetic
+from tests.conftest import draw_digit
 from widgets import DigitChat
 from widgets import chat as chat_module
 from widgets.pad import StrokeRecorder
@@ -164,9 +167,26 @@ def test_raster_has_the_pen_width_round_caps_and_ink_in_alpha() -> None:
     assert rgba.shape == (200, 200, 4) and rgba.dtype == np.uint8
     assert not rgba[..., :3].any()  # black ink, transparent paper: a canvas's image data
     alpha = rgba[..., 3]
-    assert np.flatnonzero(alpha[:, 100]).tolist() == list(range(91, 111))  # 20 px wide
-    assert alpha[100, 42] == 255 and alpha[100, 38] == 0  # a round cap reaches half a pen past the end
-    assert alpha[91, 44] == 0  # ...and is round, not square
+    # 20 px of pen from y = 90 to 110; OpenCV's anti-aliased edge adds about a pixel, as soft as a canvas's.
+    assert np.flatnonzero(alpha[:, 100] == 255).tolist() == list(range(90, 111))
+    assert set(np.flatnonzero(alpha[:, 100])) <= set(range(88, 112))
+    assert alpha[100, 40] == 255 and alpha[100, 37] == 0  # a round cap reaches half a pen past the end
+    assert alpha[90, 41] == 0  # ...and is round, not square
+
+
+def test_the_pad_the_synthetic_canvases_and_the_test_digits_share_one_rasteriser() -> None:
+    points = ((60.5, 40.5), (140.5, 150.5))
+    pad = stroke_mask([Stroke(points, 14)], (200, 200))
+    core = rasterise([(np.subtract(points, 0.5), 14)], (200, 200))  # canvas pixel centres sit at +0.5
+    canvas = synthetic._draw_strokes([np.subtract(points, 0.5).astype(np.float32)], 200, 14)
+
+    digit = np.asarray(draw_digit(1, 100, width=8, ink=255, paper=0))  # the tests' factory, light on black
+    one = rasterise([(np.array([(50.0, 15.0), (50.0, 85.0)]), 8)], (100, 100))
+
+    np.testing.assert_array_equal(pad, core)
+    np.testing.assert_array_equal(canvas, core)
+    np.testing.assert_array_equal(digit, one)
+    assert 0 < np.mean((core > 0) & (core < 255)) < np.mean(core == 255)  # anti-aliased, mostly solid
 
 
 def test_undo_and_clear_buttons(chat: DigitChat) -> None:
@@ -336,7 +356,68 @@ def test_two_widgets_on_one_page_keep_their_own_state(store: FeedbackStore) -> N
 def test_displaying_the_chat_shows_its_widget_tree(chat: DigitChat) -> None:
     bundle = chat._repr_mimebundle_()
 
-    assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == chat.widget.model_id
+    assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == chat.model_id
+    assert chat.children == (chat.transcript, chat.children[1])  # the transcript above the pad row
+    assert chat.pad.canvas in chat.children[1].children
+
+
+# ------------------------------------------------------------------ a real widget
+
+
+def test_the_chat_is_a_vbox_that_composes_in_layouts(chat: DigitChat) -> None:
+    other = Label("beside the chat")
+    row = HBox([chat, other])
+
+    assert isinstance(chat, VBox) and row.children == (chat, other)
+    assert row.get_state()["children"] == [f"IPY_MODEL_{chat.model_id}", f"IPY_MODEL_{other.model_id}"]
+    draw_with_mouse(chat, SEVEN)  # still a working chat inside the layout
+    chat.send_button.click()
+    assert chat.messages[-1].text == "It's a 7 (100% sure)."
+
+
+def test_observing_reading_fires_on_each_answer_with_the_reading_shown(chat: DigitChat) -> None:
+    seen: list[Any] = []
+    chat.observe(lambda change: seen.append((change["old"], change["new"])), "reading")
+    assert chat.reading is None
+    draw_with_mouse(chat, SEVEN)
+    chat.send_button.click()
+    draw_with_mouse(chat, SEVEN)  # the same drawing again is a new answer: it fires again
+    chat.send_button.click()
+
+    assert len(seen) == 2
+    first, second = (chat.messages[2].answer, chat.messages[4].answer)
+    assert seen == [(None, first), (first, second)] and chat.reading is second
+    assert isinstance(second, Prediction) and second.digit == 7
+
+
+def test_reading_is_a_number_for_a_photo_of_a_number_and_stays_on_errors(chat: DigitChat) -> None:
+    seen: list[Any] = []
+    chat.observe(lambda change: seen.append(change["new"]), "reading")
+    strokes = [Stroke(tuple((x * 0.6 + 130 * i, y * 0.6 + 40) for x, y in SEVEN), 12) for i in range(3)]
+    upload(chat, png_of(strokes, (440, 260)), "number.png")
+    upload(chat, b"not a picture", "notes.txt")
+    chat.send_button.click()  # an empty pad: a hint, not an answer
+
+    assert len(seen) == 1 and isinstance(chat.reading, NumberReading) and chat.reading.text == "777"
+    assert chat.reading is chat.messages[2].answer
+
+
+def test_reading_is_kept_on_each_instance_and_not_synced_to_the_page(store: FeedbackStore) -> None:
+    left = DigitChat(Recognizer(FakeRuntime(confident(2))), store)
+    right = DigitChat(Recognizer(FakeRuntime(confident(5))), store)
+    draw_with_mouse(left, SEVEN)
+    left.send_button.click()
+
+    assert isinstance(left.reading, Prediction) and left.reading.digit == 2 and right.reading is None
+    assert "reading" not in left.get_state()  # a Python object for notebook code, not widget state
+
+
+def test_the_widget_protocol_send_still_messages_the_page(chat: DigitChat) -> None:
+    chat.focus()  # ipywidgets sends {"do": "focus"} through send(content): not a drawing
+    draw_with_mouse(chat, SEVEN)
+    chat.send()  # no content: send the drawing, as the Send button does
+
+    assert [m.kind for m in chat.messages] == ["hint", "image", "answer"]
 
 
 # ------------------------------------------------------------------ live mode

@@ -12,11 +12,12 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import nbformat
 import pytest
 from playwright.sync_api import Locator, Page, expect, sync_playwright
 
@@ -53,6 +54,7 @@ class Lab:
     token: str
     notebook_path: str  # "/lab/tree/demo.ipynb" (JupyterLab 4) or "/notebooks/demo.ipynb" (Notebook 7)
     db: Path
+    root: Path  # the folder the server serves: a test may add its own notebook there
 
     def api(self, path: str) -> Any:
         """GET a REST endpoint of the server and decode its JSON."""
@@ -133,7 +135,7 @@ def lab(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Lab]:
     ]  # fmt: skip
     log = (tmp_path / "server.log").open("wb")
     process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=root)
-    lab = Lab(f"http://127.0.0.1:{port}", token, FRONT_ENDS[request.param], tmp_path / "feedback.db")
+    lab = Lab(f"http://127.0.0.1:{port}", token, FRONT_ENDS[request.param], tmp_path / "feedback.db", root)
     try:
         wait_until_up(lab, process)
         yield lab
@@ -163,9 +165,9 @@ def draw(page: Page, canvas: Locator, points: Sequence[tuple[float, float]]) -> 
     page.mouse.up()
 
 
-def open_demo(page: Page, lab: Lab) -> Locator:
-    """Open the demo notebook, run its widget cell as a user would, and return the pad's canvas."""
-    page.goto(f"{lab.url}{lab.notebook_path}?token={lab.token}")
+def open_demo(page: Page, lab: Lab, notebook_path: str | None = None) -> Locator:
+    """Open the demo (or another notebook), run its first code cell as a user would, return the pad."""
+    page.goto(f"{lab.url}{notebook_path or lab.notebook_path}?token={lab.token}")
     page.locator(".jp-Notebook").first.wait_for()
     wait_for_kernel(lab)
     page.locator(".jp-CodeCell .jp-InputArea-editor").first.click()
@@ -215,11 +217,10 @@ def chromium() -> str:
     pytest.skip(reason)
 
 
-# `chromium` comes first so that a missing browser skips before a Jupyter server is started.
-def test_draw_digits_in_jupyterlab_and_get_them_named_in_the_chat(chromium: str, lab: Lab) -> None:
+def run_in_chromium(chromium: str, name: str, use: Callable[[Page], None]) -> None:
+    """Drive a headless Chromium page with `use`, screenshot it to reports/<name>.png, check for errors."""
     assert MODEL.is_file(), f"the demo needs a model at {MODEL}: run `mnist-bot train --arch cnn` first"
     REPORTS.mkdir(exist_ok=True)
-    front_end = "jupyterlab" if lab.notebook_path.startswith("/lab") else "notebook"
     errors: list[str] = []
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
@@ -227,16 +228,55 @@ def test_draw_digits_in_jupyterlab_and_get_them_named_in_the_chat(chromium: str,
         page.set_default_timeout(120_000)
         page.on("pageerror", lambda exc: errors.append(f"{exc} {exc.stack}"))
         try:
-            use_the_widget(page, open_demo(page, lab))
-            page.screenshot(path=REPORTS / f"widget_{front_end}.png")
+            use(page)
+            page.screenshot(path=REPORTS / f"{name}.png")
         except Exception:
-            page.screenshot(path=REPORTS / f"widget_{front_end}_failure.png")
+            page.screenshot(path=REPORTS / f"{name}_failure.png")
             raise
         finally:
             browser.close()
 
     # Only the widget stack's own scripts count: Notebook 7.6 itself throws a settings error while starting.
     assert not [e for e in errors if "@jupyter-widgets" in e or "ipycanvas" in e], errors
+
+
+# `chromium` comes first so that a missing browser skips before a Jupyter server is started.
+def test_draw_digits_in_jupyterlab_and_get_them_named_in_the_chat(chromium: str, lab: Lab) -> None:
+    front_end = "jupyterlab" if lab.notebook_path.startswith("/lab") else "notebook"
+    run_in_chromium(chromium, f"widget_{front_end}", lambda page: use_the_widget(page, open_demo(page, lab)))
     with FeedbackStore(lab.db) as store:  # the correction went from the browser to the kernel's SQLite file
         assert store.count() == 1
         assert store.labelled()[1].tolist() == [8]
+
+
+# A notebook cell that composes the chat in a layout and reacts to each answer through the trait.
+LAYOUT_CELL = """\
+from ipywidgets import HTML, HBox
+from widgets import DigitChat
+
+chat = DigitChat()
+seen = HTML("no answer yet", _dom_classes=["observed-reading"])
+chat.observe(lambda change: setattr(seen, "value", f"observed {change['new'].digit}"), "reading")
+HBox([chat, seen])
+"""
+
+
+@pytest.mark.parametrize("lab", ["jupyterlab"], indirect=True)  # the composition is the same in Notebook 7
+def test_a_chat_inside_an_hbox_renders_answers_and_notifies_observers(chromium: str, lab: Lab) -> None:
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(LAYOUT_CELL)])
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(notebook, lab.root / "layout.ipynb")
+
+    def use(page: Page) -> None:
+        canvas = open_demo(page, lab, "/lab/tree/layout.ipynb")
+        row = page.locator(".jp-OutputArea-output .widget-hbox").first
+        expect(row.locator(".observed-reading")).to_contain_text("no answer yet")
+        assert row.locator("canvas").count() == 1  # the chat is inside the HBox, beside the label
+        pad, seen = canvas.bounding_box(), row.locator(".observed-reading").bounding_box()
+        assert pad is not None and seen is not None and seen["x"] > pad["x"] + pad["width"]  # side by side
+        draw(page, canvas, SEVEN)
+        row.locator(".widget-button", has_text="Send").first.click()
+        expect(row.locator(".digitchat-answer").first).to_contain_text("It's a 7")
+        expect(row.locator(".observed-reading")).to_contain_text("observed 7")
+
+    run_in_chromium(chromium, "widget_hbox_jupyterlab", use)

@@ -10,7 +10,7 @@ import pytest
 
 from mnist_bot import NumberReading, Prediction, Recognizer
 from mnist_bot.data import Mnist
-from mnist_bot.synthetic import load_unipen, photo_of_digit, photo_of_number
+from mnist_bot.training.synthetic import load_unipen, photo_of_digit, photo_of_number
 from tests.test_widget import draw_with_finger, draw_with_mouse, upload
 from widgets import DigitChat
 

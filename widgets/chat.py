@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ipywidgets import HTML, Button, FileUpload, HBox, IntSlider, Label, Layout, ToggleButton, VBox, Widget
+from traitlets import Instance, Union
 
 from mnist_bot import (
     InvalidImageError,
@@ -80,8 +81,15 @@ def _default_user() -> str:
         return "widget"
 
 
-class DigitChat:
-    """A notebook chat: draw a digit (mouse, pen or finger) or upload a photo; the bot answers."""
+class DigitChat(VBox):
+    """A notebook chat: draw a digit (mouse, pen or finger) or upload a photo; the bot answers.
+
+    A `VBox`, so it composes in layouts (`HBox([DigitChat(), other])`). `reading` holds the last
+    answer shown (a `Prediction`, or a `NumberReading` for a photo of a number): observe it with
+    `chat.observe(fn, "reading")` to react to each answer. It stays in Python, never synced to the page.
+    """
+
+    reading = Union([Instance(Prediction), Instance(NumberReading)], default_value=None, allow_none=True)
 
     def __init__(
         self,
@@ -104,7 +112,7 @@ class DigitChat:
         self._message_widgets: list[Widget] = []
         self.pad = DrawingPad(pad_size)
         self._build_controls()
-        self.widget = self._layout()
+        super().__init__(self._children(), layout=Layout(max_width="560px", gap="6px"))
         self._wire()
         self._say_bot(GREETING, "hint")
 
@@ -133,7 +141,7 @@ class DigitChat:
         self.live_line = HTML(bubbles.live(None, ""), layout=Layout(width="210px"))
         self.transcript = VBox(layout=_transcript_layout())
 
-    def _layout(self) -> VBox:
+    def _children(self) -> list[Widget]:
         """Put the transcript above the pad, the controls and the live answer beside the pad."""
         controls = VBox(
             [
@@ -148,22 +156,18 @@ class DigitChat:
             layout=Layout(gap="4px", margin="0 0 0 8px", width="220px"),
         )
         pad_row = HBox([self.pad.canvas, controls], layout=Layout(align_items="flex-start"))
-        return VBox([self.transcript, pad_row], layout=Layout(max_width="560px", gap="6px"))
+        return [self.transcript, pad_row]
 
     def _wire(self) -> None:
         """Connect every event; each handler is guarded so no exception escapes into the notebook."""
-        self.send_button.on_click(self._guarded(lambda _: self.send()))
+        self.send_button.on_click(self._guarded(lambda _: self.send_drawing()))
         self.undo_button.on_click(self._guarded(lambda _: self.undo()))
         self.clear_button.on_click(self._guarded(lambda _: self.clear()))
         self.pen_slider.observe(self._guarded(self._on_pen_width), names="value")
         self.live_toggle.observe(self._guarded(self._on_live_toggle), names="value")
         self.upload.observe(self._guarded(self._on_upload), names="value")
         self.pad.on_change = self._guarded(self._on_pad_change)
-        self.pad.on_enter = self._guarded(self.send)
-
-    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        """Display as the widget tree, so `DigitChat()` as a cell's last line shows the chat."""
-        return self.widget._repr_mimebundle_(**kwargs)
+        self.pad.on_enter = self._guarded(self.send_drawing)
 
     # ------------------------------------------------------------------ services
 
@@ -181,7 +185,15 @@ class DigitChat:
 
     # ------------------------------------------------------------------ user actions
 
-    def send(self) -> None:
+    def send(self, content: Any = None, buffers: Any = None) -> None:
+        """Send the drawing; with `content`, send ipywidgets' custom message to the page instead."""
+        # DOMWidget.focus() and blur() call send(content): the widget protocol keeps working.
+        if content is None:
+            self.send_drawing()
+        else:
+            super().send(content, buffers)
+
+    def send_drawing(self) -> None:
         """Send the drawing: show it as the user's bubble, clear the pad and answer."""
         if not self.pad.strokes:
             self._say_bot(EMPTY_PAD, "hint")
@@ -236,6 +248,7 @@ class DigitChat:
                 "bot", "answer", bubbles.answer_text(result), bubbles.answer(result), result
             )
             self._post(message, self._correction_row(result))
+        self.reading = result  # after the bubble is shown, so observers see the transcript with it
 
     def _correction_row(self, prediction: Prediction) -> HBox:
         """Return a "Wrong?" button that opens a 0-9 picker for the right label."""

@@ -173,7 +173,7 @@ class DrawingPad:
 
 
 def _paint(canvas: Canvas, stroke: Stroke) -> None:
-    """Paint one stroke the way `widgets.raster` rasterises it: a dot, or a round-capped polyline."""
+    """Paint one stroke as `mnist_bot.strokes` rasterises it: a dot, or a round-capped polyline."""
     canvas.line_width = stroke.width
     if len(stroke.points) == 1:
         x, y = stroke.points[0]

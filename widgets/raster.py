@@ -1,4 +1,4 @@
-"""Rasterise pen strokes into the arrays the recogniser reads, exactly as a canvas would draw them."""
+"""Rasterise the pad's strokes into the arrays the recogniser reads, as the canvas draws them."""
 
 from __future__ import annotations
 
@@ -7,12 +7,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image
+
+from mnist_bot.strokes import rasterise
 
 Point = tuple[float, float]
 
 PAD_SIZE = 280  # pad side in pixels: ten times MNIST's 28, so a finger-width stroke is MNIST-thick
 DEFAULT_PEN_WIDTH = 18
+CANVAS_TO_PIXEL_CENTRES = 0.5  # a canvas puts pixel centres at +0.5, the rasteriser at whole numbers
 
 
 @dataclass(frozen=True)
@@ -23,22 +26,10 @@ class Stroke:
     width: float = DEFAULT_PEN_WIDTH
 
 
-def _draw_stroke(draw: ImageDraw.ImageDraw, stroke: Stroke, ink: int) -> None:
-    """Draw a stroke with round caps and joins: a line per segment and a disc at every point."""
-    radius = stroke.width / 2
-    if len(stroke.points) > 1:
-        draw.line(stroke.points, fill=ink, width=max(1, round(stroke.width)))
-    for x, y in stroke.points:
-        draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=ink)
-
-
 def stroke_mask(strokes: Sequence[Stroke], size: tuple[int, int] = (PAD_SIZE, PAD_SIZE)) -> np.ndarray:
-    """Return the ink coverage of `strokes` as (H, W) uint8, 255 where ink is, 0 elsewhere; size is (W, H)."""
-    image = Image.new("L", size, 0)
-    draw = ImageDraw.Draw(image)
-    for stroke in strokes:
-        _draw_stroke(draw, stroke, 255)
-    return np.asarray(image, dtype=np.uint8)
+    """Return the anti-aliased ink coverage of `strokes` as (H, W) uint8, 255 = ink; size is (W, H)."""
+    pen = [(np.asarray(s.points, dtype=np.float64) - CANVAS_TO_PIXEL_CENTRES, s.width) for s in strokes]
+    return rasterise(pen, size)
 
 
 def strokes_to_rgba(strokes: Sequence[Stroke], size: tuple[int, int] = (PAD_SIZE, PAD_SIZE)) -> np.ndarray:

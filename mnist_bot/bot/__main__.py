@@ -1,35 +1,25 @@
-"""Run the bot: `python -m mnist_bot.bot [--webhook URL --port N --path P --secret S]`."""
+"""Run the bot: `python -m mnist_bot.bot [-v] [options of mnist-bot bot]`, the same as `mnist-bot bot`."""
 
 from __future__ import annotations
 
-import argparse
-import logging
 import sys
+from collections.abc import Sequence
 
-from mnist_bot import RecognizerError
-from mnist_bot.bot.app import run_bot
-from mnist_bot.cli import add_bot_options, bot_options
-from mnist_bot.config import load_settings
+from mnist_bot import cli
 
-
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """Parse the command line: the options of `mnist-bot bot`, plus a log level."""
-    parser = argparse.ArgumentParser(prog="python -m mnist_bot.bot", description=__doc__)
-    add_bot_options(parser)
-    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
-    return parser.parse_args(argv)
+GLOBAL_FLAGS = ("-v", "--verbose")  # options of `mnist-bot` itself, which must come before `bot`
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the bot until it is stopped; return the exit status."""
-    args = parse_args(argv)
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        run_bot(load_settings(), **bot_options(args))
-    except RecognizerError as exc:
-        logging.getLogger("mnist_bot.bot").error("%s", exc)
-        return 2
-    return 0
+def cli_arguments(argv: Sequence[str]) -> list[str]:
+    """Return the `mnist-bot` command line that runs the bot with `argv`."""
+    flags = [a for a in argv if a in GLOBAL_FLAGS]
+    rest = [a for a in argv if a not in GLOBAL_FLAGS]
+    return [*flags, "bot", *rest]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run `mnist-bot bot` with this command line; return its exit status."""
+    return cli.main(cli_arguments(sys.argv[1:] if argv is None else argv))
 
 
 if __name__ == "__main__":

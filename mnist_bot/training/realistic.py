@@ -18,11 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
-from mnist_bot import synthetic as syn
 from mnist_bot.data import Split
 from mnist_bot.errors import RecognizerError
 from mnist_bot.preprocess import prepare_digit
 from mnist_bot.segment import prepare_number
+from mnist_bot.training import synthetic as syn
 
 log = logging.getLogger(__name__)
 

@@ -15,6 +15,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from mnist_bot.strokes import rasterise
+
 Strokes = list[np.ndarray]  # each stroke (n, 2) float32 x, y with y pointing down
 UnipenSample = tuple[int, Strokes, str]  # label, strokes, writer (the source file)
 
@@ -452,11 +454,8 @@ def canvas_of_strokes(strokes: Sequence[np.ndarray], rng: np.random.Generator, s
 
 
 def _draw_strokes(points: list[np.ndarray], size: int, pen: float) -> np.ndarray:
-    """Draw every stroke on an empty (size, size) uint8 alpha channel."""
-    alpha = np.zeros((size, size), dtype=np.uint8)
-    for stroke in points:
-        _draw_stroke(alpha, stroke, pen)
-    return alpha
+    """Draw every stroke on an empty (size, size) uint8 alpha channel, with the widget's rasteriser."""
+    return rasterise([(stroke, pen) for stroke in points], (size, size))
 
 
 def canvas_of_digit(digit28: np.ndarray, rng: np.random.Generator, size: int = 280) -> np.ndarray:
@@ -497,16 +496,6 @@ def _fit_points(
     room = np.maximum(size - extent, 0)
     offset = rng.uniform(0, 1, 2) * room + pen / 2
     return [(s - low) * scale + offset for s in strokes]
-
-
-def _draw_stroke(alpha: np.ndarray, stroke: np.ndarray, pen: float) -> None:
-    """Draw one anti-aliased polyline with round caps and joins (OpenCV's thick lines are round)."""
-    thickness = max(1, round(pen))
-    fixed = np.round(stroke * 16).astype(np.int32)  # 4 fractional bits for sub-pixel accuracy
-    if len(fixed) == 1 or np.all(fixed == fixed[0]):
-        cv2.circle(alpha, tuple(int(v) for v in fixed[0]), int(pen / 2 * 16), 255, -1, cv2.LINE_AA, shift=4)
-        return
-    cv2.polylines(alpha, [fixed], False, 255, thickness, cv2.LINE_AA, shift=4)
 
 
 def _rgba(alpha: np.ndarray, rng: np.random.Generator) -> np.ndarray:
