@@ -30,7 +30,9 @@ from PIL import Image, ImageDraw
 
 from mnist_bot import NumberReading, Prediction, Recognizer, RecognizerError
 from mnist_bot.data import load_mnist
+from mnist_bot.training import reject
 from mnist_bot.training import synthetic as syn
+from mnist_bot.training.evaluate import Reliability, reliability
 from mnist_bot.training.realistic import is_held_out_writer  # no TensorFlow behind this import
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -55,12 +57,13 @@ SEED_ORDER = (
     "number",
     "blank",
 )
-SEED_ORDER += ("real_photo", "real_drawn", "real_page", *FAILURE_KINDS)
+SEED_ORDER += ("real_photo", "real_drawn", "real_page", *FAILURE_KINDS, "letters", "scribble")
 REAL_KINDS = ("real_photo", "real_drawn", "real_page")  # files in real-dev, by its `kind` column
 REAL_DEV_KIND = {"real_photo": "photo", "real_drawn": "drawn", "real_page": "page"}
 # Real rows first: they are the figure that counts.
 KINDS = ("real_photo", "real_drawn", "real_page", "unipen", "mnist", "mnist_pipeline", "photo", "canvas")
-KINDS += (*FAILURE_KINDS, "semeion", "optdigits", "number", "blank")
+KINDS += (*FAILURE_KINDS, "semeion", "optdigits", "number", "blank", "letters", "scribble")
+NOT_DIGIT_KINDS = {"blank", "letters", "scribble"}  # right = "no digit here"
 SEQUENCE_KINDS = {"number", "real_page"}  # scored as a whole reading and digit by digit
 NO_DIGIT = ""  # the true answer for blank paper: "no digit here" (an EmptyImageError), not a guess
 TARGETS = {"real_photo": 0.995, "real_drawn": 0.995, "unipen": 0.99, "photo": 0.99, "canvas": 0.99}
@@ -78,6 +81,8 @@ DESCRIPTIONS = {
     "optdigits": "optdigits 32x32 scans, upscaled grey",
     "number": "photos of 2-10 digit numbers (whole number right)",
     "blank": "photos of blank paper (right = no digit found)",
+    "letters": "real UNIPEN letters and symbols of held-out writers, canvas or photo (right = no digit)",
+    "scribble": "random scribbles on a 280x280 canvas (right = no digit)",
     "bold": "MNIST test digits drawn bold (8% of a 400 px side), black on white PNG",
     "faint": "MNIST test digits in a thin light pen on white, PNG or JPEG",
     "small": "MNIST test digits 16-60 px tall in a 1000-2500 px white frame",
@@ -112,6 +117,7 @@ class Score:
     confusions: dict[str, int] = field(default_factory=dict)
     by_source: dict[str, list[int]] = field(default_factory=dict)  # source: [inputs, right]
     sure_wrong: int = 0
+    answers: list[tuple[float, bool]] = field(default_factory=list)  # single digits: (confidence, right)
 
     def add(self, truth: str, answer: str | None, unsure: bool, naive: str | None, source: str = "") -> bool:
         """Count one input: the pipeline's answer (None for an error), its unsure flag, the naive answer.
@@ -155,6 +161,8 @@ class Score:
             "seconds": round(self.seconds, 1),
             "top_confusions": dict(sorted(self.confusions.items(), key=lambda kv: -kv[1])[:8]),
         }
+        if self.answers:
+            out["ece"] = round(self.reliability().ece, 4)
         if self.by_source:
             out["by_source"] = {
                 name: {"n": n, "accuracy": _rate(right, n)} for name, (n, right) in self.by_source.items()
@@ -163,6 +171,11 @@ class Score:
             out["digit_accuracy"] = _rate(self.digits_correct, self.digits)
             out["length_accuracy"] = _rate(self.length_correct, self.n)
         return out
+
+    def reliability(self) -> Reliability:
+        """Bin the single-digit answers by confidence: how often each bin was right."""
+        confidence, right = zip(*self.answers, strict=True) if self.answers else ((), ())
+        return reliability(np.array(confidence), np.array(right))
 
 
 def _rate(count: int, total: int) -> float | None:
@@ -209,6 +222,7 @@ class Sources:
     semeion: tuple[np.ndarray, np.ndarray] | None
     optdigits: tuple[np.ndarray, np.ndarray] | None
     real_dev: dict[str, list[Sample]] = field(default_factory=dict)  # by kind: file bytes and label
+    letters: list[reject.Letter] | None = None  # held-out writers' letters and symbols
 
 
 def load_real_dev(folder: Path) -> dict[str, list[Sample]]:
@@ -231,6 +245,7 @@ def load_sources(mnist_dir: Path | None, handwriting: Path, real_dev: Path | Non
     test = load_mnist(mnist_dir, download=False).test
     unipen = handwriting / "unipen_1a_digits.jsonl.gz"
     semeion = handwriting / "semeion.data"
+    letters = handwriting / reject.LETTERS_FILE
     opt_files = [handwriting / "optdigits-orig.tra", handwriting / "optdigits-orig.windep"]
     optdigits = None
     if all(p.is_file() for p in opt_files):
@@ -243,6 +258,7 @@ def load_sources(mnist_dir: Path | None, handwriting: Path, real_dev: Path | Non
         semeion=syn.load_semeion(semeion) if semeion.is_file() else None,
         optdigits=optdigits,
         real_dev=load_real_dev(real_dev) if real_dev is not None else {},
+        letters=reject.load_letters(letters, held_out=True) if letters.is_file() else None,
     )
 
 
@@ -266,6 +282,13 @@ def samples(kind: str, sources: Sources, n: int, rng: np.random.Generator) -> It
     if kind == "blank":
         yield from _blank_photos(n, rng)
         return
+    if kind == "letters":
+        yield from _letters(sources.letters or [], n, rng)
+        return
+    if kind == "scribble":
+        for _ in range(n):
+            yield Sample(reject.scribble(rng), NO_DIGIT)
+        return
     make: Callable[[np.ndarray], Image_] = {
         "mnist": lambda d: d,
         "mnist_pipeline": lambda d: d,
@@ -286,6 +309,16 @@ def _blank_photos(n: int, rng: np.random.Generator) -> Iterator[Sample]:
     """Yield photos of paper with nothing written on it: lighting, shadows, rule lines, grain."""
     for _ in range(n):
         yield Sample(syn.photograph(np.zeros(syn.frame_shape(rng), np.float32), rng), NO_DIGIT)
+
+
+def _letters(letters: list[reject.Letter], n: int, rng: np.random.Generator) -> Iterator[Sample]:
+    """Yield held-out writers' letters and symbols (no digit look-alikes), half drawn, half photographed."""
+    for i in _pick(len(letters), min(n, len(letters)), rng):
+        _, strokes, _ = letters[i]
+        image = (
+            syn.canvas_of_strokes(strokes, rng) if rng.random() < 0.5 else reject.letter_photo(strokes, rng)
+        )
+        yield Sample(image, NO_DIGIT)
 
 
 def _numbers(x: np.ndarray, y: np.ndarray, n: int, rng: np.random.Generator) -> Iterator[Sample]:
@@ -319,6 +352,8 @@ def available(kind: str, sources: Sources) -> bool:
     """Whether the data for a kind is present."""
     if kind in REAL_KINDS:
         return bool(sources.real_dev.get(kind))
+    if kind == "letters":
+        return bool(sources.letters)
     return kind not in {"unipen", "semeion", "optdigits"} or getattr(sources, kind) is not None
 
 
@@ -391,6 +426,8 @@ def score_chunk(
     for i, (sample, (answer, unsure)) in enumerate(zip(batch, answers, strict=True)):
         naive_answer = naive[i][0] if naive[i] is not None else None
         right = score.add(sample.truth, answer, unsure, naive_answer, sample.source)
+        if isinstance(results[i], Prediction) and sample.truth != NO_DIGIT:
+            score.answers.append((results[i].confidence, right))  # type: ignore[union-attr]
         if saver is not None:
             saver.save(kind, score.n, sample, answer, results[i])
         if gallery is not None and not right:
@@ -608,6 +645,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--gallery", type=Path, default=None, help="write a contact sheet of every failure per kind here"
     )
+    parser.add_argument(
+        "--reliability",
+        type=Path,
+        default=None,
+        help="write a reliability diagram (PNG) of the digit kinds here",
+    )
     parser.add_argument("--json-out", type=Path, default=None, help="also write the JSON line to this file")
     parser.add_argument(
         "--save-examples", type=Path, default=None, help="write sample inputs and failures here"
@@ -639,6 +682,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     scores = run(rec, sources, kinds, args.n, seed=args.seed, saver=saver, gallery=gallery)
     if gallery is not None:
         gallery.write()
+    if args.reliability:
+        from mnist_bot.training.report import plot_reliability  # matplotlib: the train extra
+
+        curves = {s.kind: s.reliability() for s in scores if s.answers}
+        plot_reliability(curves, args.reliability, "confidence against accuracy, pipeline answers")
     report = {
         "benchmark": "robustness",
         "model": str(args.model) if args.model else "default",

@@ -73,6 +73,33 @@ def _train_parser(sub: Any) -> None:
     _mnist_dir_option(p)
 
 
+def _train_reject_parser(sub: Any) -> None:
+    """Add `mnist-bot train-reject`."""
+    p = sub.add_parser(
+        "train-reject",
+        help="train the 'not a digit' model on rendered digits, letters, blank paper, scribbles",
+    )
+    p.add_argument("--epochs", type=int, default=8, metavar="N", help="epochs (default: 8)")
+    p.add_argument("--seed", type=int, default=21, metavar="N", help="seed of the renders (default: 21)")
+    p.add_argument(
+        "--handwriting-dir",
+        type=Path,
+        required=True,
+        metavar="DIR",
+        help="folder with the UNIPEN digits and letters (unipen_1a_digits / unipen_1bcd_letters .jsonl.gz)",
+    )
+    # Not models/ by default: a reject model there is used by every Recognizer.load, and the one
+    # trained so far turns away real digits (benchmarks/README.md, "The 'not a digit' model").
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=Path("build/reject"),
+        metavar="DIR",
+        help="output folder (default: build/reject)",
+    )
+    _mnist_dir_option(p)
+
+
 def _mnist_dir_option(p: argparse.ArgumentParser) -> None:
     """Add --mnist-dir, saying where MNIST is looked for."""
     p.add_argument(
@@ -226,6 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (
         _train_parser,
+        _train_reject_parser,
         _evaluate_parser,
         _predict_parser,
         _explain_parser,
@@ -278,6 +306,26 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"{meta['parameters']:,} parameters, trained in {meta['training_seconds']:.0f} s"
     )
     print(f"wrote {result.keras_path}, {result.tflite_path}, {result.metadata_path}")
+    return 0
+
+
+def cmd_train_reject(args: argparse.Namespace) -> int:
+    """Render the reject model's data, train it, calibrate its threshold, and say how it did."""
+    from mnist_bot.data import load_mnist
+    from mnist_bot.training.reject import RejectCounts, build_reject_data
+
+    train_reject = _training_import("mnist_bot.training.train_reject")
+    x, y = build_reject_data(
+        load_mnist(args.mnist_dir).train, args.handwriting_dir, RejectCounts(), args.seed
+    )
+    command = " ".join(["mnist-bot", *args.argv])
+    result = train_reject.train_reject(x, y, args.out, epochs=args.epochs, command=command)
+    meta = result.metadata
+    print(
+        f"reject: threshold {meta['threshold']:.4f} keeps {meta['validation_digits_kept']:.2%} of held-back "
+        f"digits and rejects {meta['validation_non_digits_rejected']:.2%} of non-digits"
+    )
+    print(f"wrote {result.tflite_path}")
     return 0
 
 
@@ -444,6 +492,7 @@ def configure_logging(verbose: bool) -> None:
 COMMANDS = {
     "make-extra": cmd_make_extra,
     "train": cmd_train,
+    "train-reject": cmd_train_reject,
     "evaluate": cmd_evaluate,
     "predict": cmd_predict,
     "explain": cmd_explain,

@@ -14,12 +14,18 @@ from PIL import Image
 
 from mnist_bot import preprocess, segment
 from mnist_bot.config import load_settings, resolve_model_path
+from mnist_bot.errors import EmptyImageError
 from mnist_bot.preprocess import Box, ImageInput, PreparedDigit
 from mnist_bot.runtime import Runtime, load_runtime
 
 # Calibrated on MNIST validation digits and synthetic photos: below these the answer is a guess.
 MIN_CONFIDENCE = 0.60
 MIN_MARGIN = 0.40
+# A "not a digit" model beside the digit model (reject.tflite, from `mnist-bot train-reject`) gives
+# P(digit) for each cut-out; its .json holds the level under which a cut-out is no digit. None ships
+# yet: the one trained so far turns away real digits (benchmarks/README.md).
+REJECT_MODEL = "reject.tflite"
+NOT_A_DIGIT = "That doesn't look like a digit to me; try writing one digit, large and clear."
 
 # The fast path's test of "already MNIST": every MNIST digit passes it with room to spare (its centre
 # of mass is within 0.5 px of the centre, its ink box 19-20 px, 55-96% of its pixels exactly 0).
@@ -41,6 +47,7 @@ class Prediction:
     unsure: bool
     input28: np.ndarray  # (28, 28) float32 in [0, 1]
     box: Box | None = None  # where the digit was found in the input, in input pixels
+    digit_probability: float = 1.0  # the reject model's P(this is a digit at all); 1.0 without one
 
     def ranked(self, top: int = 3) -> list[tuple[int, float]]:
         """Return the `top` (digit, probability) pairs, most likely first."""
@@ -81,7 +88,7 @@ def is_unsure(probabilities: np.ndarray, digit_like: bool) -> bool:
     return bool(top_two[1] < MIN_CONFIDENCE or top_two[1] - top_two[0] < MIN_MARGIN or not digit_like)
 
 
-def _prediction(prepared: PreparedDigit, probabilities: np.ndarray) -> Prediction:
+def _prediction(prepared: PreparedDigit, probabilities: np.ndarray, p_digit: float = 1.0) -> Prediction:
     """Build a Prediction from model output for one prepared digit."""
     probabilities = probabilities / probabilities.sum()
     digit = int(np.argmax(probabilities))
@@ -92,7 +99,27 @@ def _prediction(prepared: PreparedDigit, probabilities: np.ndarray) -> Predictio
         unsure=is_unsure(probabilities, prepared.digit_like),
         input28=prepared.input28,
         box=prepared.box,
+        digit_probability=p_digit,
     )
+
+
+@dataclass(frozen=True)
+class DigitCheck:
+    """The "not a digit" model and the P(digit) under which a cut-out is no digit."""
+
+    runtime: Runtime
+    threshold: float
+
+    @classmethod
+    def load(cls, path: Path) -> DigitCheck | None:
+        """Load the reject model at `path` and its calibrated threshold, or None when there is none."""
+        if not path.is_file():
+            return None
+        return cls(load_runtime(path), float(_read_metadata(path).get("threshold", 0.5)))
+
+    def p_digit(self, batch: np.ndarray) -> np.ndarray:
+        """Return float32 (N,) P(digit) for (N, 28, 28) model inputs."""
+        return self.runtime.predict(batch).reshape(len(batch))
 
 
 def settle_joins(singles: list[Prediction], joined: dict[int, Prediction]) -> list[Prediction]:
@@ -123,23 +150,34 @@ def _join_wins(left: Prediction, right: Prediction, join: Prediction) -> bool:
 class Recognizer:
     """Recognise handwritten digits in photos, drawings and arrays."""
 
-    def __init__(self, runtime: Runtime, metadata: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, runtime: Runtime, metadata: dict[str, Any] | None = None, check: DigitCheck | None = None
+    ) -> None:
         self.runtime = runtime
         self.metadata = metadata or {}
+        self.check = check
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> Recognizer:
-        """Load a model: `path`, else MNIST_BOT_MODEL, else the shipped default."""
+        """Load a model (`path`, else MNIST_BOT_MODEL, else the shipped one) and the reject model by it."""
         model_path = resolve_model_path(path if path is not None else load_settings().model_path)
-        return cls(load_runtime(model_path), _read_metadata(model_path))
+        check = DigitCheck.load(model_path.parent / REJECT_MODEL)
+        return cls(load_runtime(model_path), _read_metadata(model_path), check)
 
     def predict(self, image: ImageInput) -> Prediction:
-        """Recognise the single digit in `image`."""
-        return self._classify([prepare(image)])[0]
+        """Recognise the single digit in `image`; raise EmptyImageError when it holds no digit."""
+        return self.predict_batch([image])[0]
 
     def predict_batch(self, images: Sequence[ImageInput]) -> list[Prediction]:
-        """Recognise one digit per image with a single runtime call."""
-        return self._classify([prepare(image) for image in images])
+        """Recognise one digit per image in one runtime call; raise EmptyImageError if any holds no digit."""
+        predictions = self._classify([prepare(image) for image in images])
+        if any(self.is_no_digit(p) for p in predictions):
+            raise EmptyImageError(NOT_A_DIGIT)
+        return predictions
+
+    def is_no_digit(self, prediction: Prediction) -> bool:
+        """Tell whether the reject model says a cut-out is no digit (a letter, a mark, a shadow)."""
+        return self.check is not None and prediction.digit_probability < self.check.threshold
 
     def read_number(self, image: ImageInput) -> NumberReading:
         """Read a multi-digit number, left to right."""
@@ -157,7 +195,10 @@ class Recognizer:
         predictions = self._classify(layout.digits + list(layout.joins.values()))
         singles = predictions[: len(layout.digits)]
         joined = dict(zip(layout.joins, predictions[len(layout.digits) :], strict=True))
-        digits = settle_joins(singles, joined)
+        # Joins first: the pieces of a broken digit may each be no digit, while their join is one.
+        digits = [p for p in settle_joins(singles, joined) if not self.is_no_digit(p)]
+        if not digits:
+            raise EmptyImageError(NOT_A_DIGIT)
         return NumberReading(text="".join(str(p.digit) for p in digits), digits=digits)
 
     def classify28(self, batch: np.ndarray) -> np.ndarray:
@@ -168,8 +209,13 @@ class Recognizer:
         """Run the model once over all prepared digits."""
         if not prepared:
             return []
-        probabilities = self.classify28(np.stack([p.input28 for p in prepared]))
-        return [_prediction(p, probs) for p, probs in zip(prepared, probabilities, strict=True)]
+        batch = np.stack([p.input28 for p in prepared])
+        probabilities = self.classify28(batch)
+        p_digit = self.check.p_digit(batch) if self.check is not None else np.ones(len(prepared), np.float32)
+        return [
+            _prediction(p, probs, float(pd))
+            for p, probs, pd in zip(prepared, probabilities, p_digit, strict=True)
+        ]
 
 
 def prepare(image: ImageInput) -> PreparedDigit:

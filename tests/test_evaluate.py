@@ -151,7 +151,13 @@ def test_write_report_writes_plots_and_metrics(fake_split: Split, tmp_path: Path
     }
     files = write_report(evaluation, fake_split.images, {"history": history}, tmp_path / "report")
     names = [f.name for f in files]
-    assert names == ["confusion_matrix.png", "misclassified.png", "training_curves.png", "metrics.json"]
+    assert names == [
+        "confusion_matrix.png",
+        "misclassified.png",
+        "reliability.png",
+        "training_curves.png",
+        "metrics.json",
+    ]
     for path in files[:3]:
         width, height = png_size(path)
         assert width > 300 and height > 150
@@ -163,6 +169,25 @@ def test_write_report_without_history_or_mistakes(tmp_path: Path) -> None:
     evaluation = evaluate(Recognizer(FakeRuntime()), Split(images, np.array([4, 7], np.uint8)), "fake")
     assert evaluation.accuracy == 1.0
     files = write_report(evaluation, images, {}, tmp_path)
-    assert [f.name for f in files] == ["confusion_matrix.png", "misclassified.png", "metrics.json"]
+    assert [f.name for f in files] == [
+        "confusion_matrix.png",
+        "misclassified.png",
+        "reliability.png",
+        "metrics.json",
+    ]
     assert not (tmp_path / "training_curves.png").exists()
     png_size(tmp_path / "misclassified.png")
+
+
+def test_reliability_bins_answers_by_confidence_and_measures_the_gap() -> None:
+    from mnist_bot.training.evaluate import reliability
+
+    confidence = np.array([0.95, 0.95, 0.95, 0.95, 0.55, 0.55])
+    correct = np.array([True, True, True, False, True, False])
+    curve = reliability(confidence, correct)
+    assert curve.counts.tolist() == [0, 0, 0, 0, 0, 2, 0, 0, 0, 4]
+    assert curve.accuracy[9] == 0.75 and curve.accuracy[5] == 0.5 and np.isnan(curve.accuracy[0])
+    assert curve.ece == pytest.approx((4 * 0.2 + 2 * 0.05) / 6)
+    assert curve.as_dict()["accuracy"][0] is None
+    perfect = reliability(np.array([1.0, 1.0]), np.array([True, True]))
+    assert perfect.ece == 0.0 and perfect.counts[9] == 2  # confidence 1.0 falls in the last bin

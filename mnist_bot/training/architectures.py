@@ -46,6 +46,24 @@ def mlp2() -> keras.Model:
     )
 
 
+def reject() -> keras.Model:
+    """Build the "is it a digit at all" model: two small conv stages and one sigmoid, about 60k weights."""
+    return keras.Sequential(
+        [
+            keras.Input(INPUT_SHAPE),
+            layers.Conv2D(16, 3, activation="relu"),
+            layers.MaxPooling2D(),
+            layers.Conv2D(32, 3, activation="relu"),
+            layers.MaxPooling2D(),
+            layers.Flatten(),
+            layers.Dense(64, activation="relu"),
+            layers.Dropout(0.3),
+            layers.Dense(1, activation="sigmoid"),
+        ],
+        name="reject",
+    )
+
+
 def _conv_block(x: Any, filters: int, bn_momentum: float) -> Any:
     """Apply conv, batch norm and ReLU; bias is redundant before batch norm."""
     x = layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)

@@ -67,7 +67,44 @@ class Evaluation:
             "errors": int((self.predicted != self.labels).sum()),
             **self.per_class(),
             "confusion": self.confusion.tolist(),
+            "reliability": reliability(
+                self.probabilities.max(axis=1), self.predicted == self.labels
+            ).as_dict(),
         }
+
+
+@dataclass(frozen=True)
+class Reliability:
+    """Answers binned by confidence: how often each bin was right, against how sure it was."""
+
+    confidence: np.ndarray  # (bins,) mean confidence of each bin's answers (NaN where empty)
+    accuracy: np.ndarray  # (bins,) share right in each bin (NaN where empty)
+    counts: np.ndarray  # (bins,) answers in each bin
+    ece: float  # expected calibration error: the count-weighted gap between the two
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the bins as JSON-friendly lists (None for empty bins)."""
+        clean = [
+            [None if np.isnan(v) else round(float(v), 4) for v in a] for a in (self.confidence, self.accuracy)
+        ]
+        return {
+            "ece": round(self.ece, 4),
+            "confidence": clean[0],
+            "accuracy": clean[1],
+            "counts": self.counts.tolist(),
+        }
+
+
+def reliability(confidence: np.ndarray, correct: np.ndarray, bins: int = 10) -> Reliability:
+    """Bin answers by confidence into `bins` equal-width bins over [0, 1] and measure each bin."""
+    confidence, correct = np.asarray(confidence, np.float64), np.asarray(correct, np.float64)
+    index = np.minimum((confidence * bins).astype(int), bins - 1)
+    counts = np.bincount(index, minlength=bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_confidence = np.bincount(index, confidence, bins) / counts
+        accuracy = np.bincount(index, correct, bins) / counts
+    gaps = np.nan_to_num(np.abs(accuracy - mean_confidence)) * counts
+    return Reliability(mean_confidence, accuracy, counts, float(gaps.sum() / max(len(confidence), 1)))
 
 
 def evaluate(recognizer: Recognizer, test: Split, model_name: str, batch_size: int = 1000) -> Evaluation:

@@ -1,4 +1,4 @@
-"""Evaluation plots: confusion heatmap, training curves, misclassified digits."""
+"""Evaluation plots: confusion heatmap, training curves, misclassified digits, reliability diagram."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ matplotlib.use("Agg")  # files only; no display on servers
 import matplotlib.pyplot as plt
 import numpy as np
 
-from mnist_bot.training.evaluate import Evaluation
+from mnist_bot.training.evaluate import Evaluation, Reliability, reliability
 
 
 def plot_confusion(evaluation: Evaluation, path: Path) -> None:
@@ -84,14 +84,33 @@ def plot_misclassified(evaluation: Evaluation, images: np.ndarray, path: Path, l
     plt.close(fig)
 
 
+def plot_reliability(curves: dict[str, Reliability], path: Path, title: str) -> None:
+    """Save a reliability diagram: accuracy against confidence per bin, one line per set of answers."""
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(6, 7), height_ratios=(3, 1), sharex=True)
+    top.plot([0, 1], [0, 1], "--", color="grey", label="perfectly calibrated")
+    for name, curve in curves.items():
+        shown = curve.counts > 0
+        top.plot(curve.confidence[shown], curve.accuracy[shown], "o-", label=f"{name} (ECE {curve.ece:.3f})")
+        bottom.step(np.linspace(0.05, 0.95, len(curve.counts)), curve.counts, where="mid", label=name)
+    top.set(ylabel="share right", title=title, xlim=(0, 1), ylim=(0, 1.02))
+    top.grid(alpha=0.3)
+    top.legend(fontsize=8)
+    bottom.set(xlabel="confidence of the answer", ylabel="answers", yscale="log")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def write_report(
     evaluation: Evaluation, images: np.ndarray, metadata: dict[str, Any], folder: Path
 ) -> list[Path]:
     """Write every plot and metrics.json into `folder`; return the files written."""
     folder.mkdir(parents=True, exist_ok=True)
-    written = [folder / "confusion_matrix.png", folder / "misclassified.png"]
+    written = [folder / "confusion_matrix.png", folder / "misclassified.png", folder / "reliability.png"]
     plot_confusion(evaluation, written[0])
     plot_misclassified(evaluation, images, written[1])
+    curve = reliability(evaluation.probabilities.max(axis=1), evaluation.predicted == evaluation.labels)
+    plot_reliability({"MNIST test": curve}, written[2], f"{evaluation.model}: reliability")
     if plot_history(metadata.get("history", {}), folder / "training_curves.png", evaluation.model):
         written.append(folder / "training_curves.png")
     metrics = folder / "metrics.json"
