@@ -44,8 +44,13 @@ NEAR_PEAK_SHARE = 0.4  # ink fainter than this share of the strongest ink nearby
 BACKGROUND_SHARE = 5  # the background kernel is this fraction of the image's shorter side
 PEN_TO_BACKGROUND = 4  # and at least this many pen widths
 MIN_CONTRAST = 28  # grey levels between ink and paper below which there is no digit
+EXTREME_PIXELS = 4  # a digit shrunk to a few working pixels still has this many at its darkest
 FEW_INK_PIXELS = 40  # sparse ink (a tiny digit, specks) peaks where this many of its pixels reach
+SMALL_INK_SIDE = 2 * BOX  # working px: a digit no bigger has strokes of a pixel or two, too thin to read
+ZOOM_MARGIN = 1.0  # a re-read crop adds this many times the ink's longer side of paper on each side
+MIN_DIGIT_PX = 10  # input px: ink smaller than this is a speck at any resolution
 MIN_DIGIT_SHARE = 0.03  # a photo's digit spans at least this share of the shorter side: less is a speck
+BLOT_PENS = 3  # a filled shape this many of its pen widths tall is a bold digit; a blot is shorter
 PIECE_SHARE = 0.04  # a piece of a digit has at least this share of its main blob's area
 EMPTY_MESSAGE = "I can't see a digit; try a closer photo with the digit in the middle."
 
@@ -77,6 +82,7 @@ class InkImage:
     scale: float
     drawing: bool = False  # ink from a transparent canvas: every stroke belongs to the drawing
     polarity: str = "alpha"  # where the ink came from: "dark" on light paper, "light" on dark, "alpha"
+    grey: np.ndarray | None = None  # the working-size grey before smoothing, where hairlines survive
 
 
 @dataclass(frozen=True)
@@ -88,6 +94,7 @@ class FoundInk:
     scale: float  # working pixels per input pixel
     drawing: bool
     sparse: bool = False  # under 0.1% of the image is ink: only a digit-like shape counts
+    origin: tuple[int, int] = (0, 0)  # input pixel of the labels' top-left corner (a re-read crop's)
 
 
 def _register_heif() -> None:
@@ -111,8 +118,11 @@ def _read_path(path: str | os.PathLike[str]) -> bytes:
         raise InvalidImageError(f"Cannot read the file {os.fspath(path)!r}.") from exc
 
 
-def open_image(data: bytes) -> Image.Image:
-    """Decode encoded bytes (first frame, EXIF-rotated), refusing bombs and non-images."""
+def open_image(data: bytes, draft: bool = True) -> Image.Image:
+    """Decode encoded bytes (first frame, EXIF-rotated), refusing bombs and non-images.
+
+    With `draft`, a big JPEG decodes at the smallest scale the working size allows.
+    """
     if not data:
         raise InvalidImageError("The file is empty.")
     if len(data) > MAX_FILE_BYTES:
@@ -122,7 +132,8 @@ def open_image(data: bytes) -> Image.Image:
         image = Image.open(io.BytesIO(data))
         _check_pixels(image.width, image.height)
         original_side = max(image.size)
-        _decode_small(image)
+        if draft:
+            _decode_small(image)
         upright: Image.Image = ImageOps.exif_transpose(image) or image
         upright.info["original_side"] = original_side  # lets boxes map back to the file's pixels
         return upright
@@ -190,25 +201,25 @@ def validate_array(array: np.ndarray) -> np.ndarray:
     return _to_uint8(array.astype(np.float64))
 
 
-def _decoded(data: bytes) -> tuple[np.ndarray, float]:
+def _decoded(data: bytes, draft: bool = True) -> tuple[np.ndarray, float]:
     """Decode bytes; the scale says how much JPEG draft decoding shrank the image."""
-    image = open_image(data)
+    image = open_image(data, draft)
     array = pil_to_array(image)
     original = int(image.info.get("original_side", max(array.shape[:2])))
     return array, max(array.shape[:2]) / original
 
 
-def load_image_scaled(source: ImageInput) -> tuple[np.ndarray, float]:
-    """Load any input as an array, with its scale relative to the input's own pixels."""
+def load_image_scaled(source: ImageInput, draft: bool = True) -> tuple[np.ndarray, float]:
+    """Load any input as an array, with its scale relative to the input's own pixels (1 without `draft`)."""
     if isinstance(source, np.ndarray):
         return validate_array(source), 1.0
     if isinstance(source, Image.Image):
         _check_pixels(source.width, source.height)
         return pil_to_array(source), 1.0
     if isinstance(source, bytes | bytearray | memoryview):
-        return _decoded(bytes(source))
+        return _decoded(bytes(source), draft)
     if isinstance(source, str | os.PathLike):
-        return _decoded(_read_path(source))
+        return _decoded(_read_path(source), draft)
     raise InvalidImageError(f"Cannot read an image from a {type(source).__name__}.")
 
 
@@ -266,6 +277,10 @@ def ink_is_dark(grey: np.ndarray) -> bool:
     """Detect polarity: the paper is the majority, so the median sits near its level."""
     # Extreme percentiles, not 1/99: a small digit can cover well under 1% of a photo.
     low, median, high = grey_percentiles(grey, [0.1, 50, 99.9])
+    if max(high - median, median - low) < MIN_CONTRAST:
+        # Ink under 0.1% of the image (a small digit in a big frame) leaves both tails flat:
+        # its few most extreme pixels still show which side it lies on.
+        low, high = extreme_levels(grey, EXTREME_PIXELS)
     above, below = high - median, median - low
     photo = min(grey.shape) >= UNSHADED_POLARITY_SIDE
     # A shadow over most of a photo can tip its histogram the wrong way: trust only a clear tilt.
@@ -273,6 +288,14 @@ def ink_is_dark(grey: np.ndarray) -> bool:
         return below > above
     # Shading (a lighting gradient, a shadow) blurs the global picture.
     return _unshaded_ink_is_dark(grey) if photo else _local_ink_is_dark(grey)
+
+
+def extreme_levels(grey: np.ndarray, count: int) -> tuple[float, float]:
+    """Return the grey levels reached by the `count` darkest and the `count` brightest pixels."""
+    histogram = grey_histogram(grey)
+    darkest = float(np.searchsorted(np.cumsum(histogram), count))
+    brightest = float(255 - np.searchsorted(np.cumsum(histogram[::-1]), count))
+    return darkest, brightest
 
 
 def _unshaded_ink_is_dark(grey: np.ndarray) -> bool:
@@ -365,19 +388,19 @@ def ink_image(image: np.ndarray) -> InkImage:
     grey, alpha_ink = to_grey(image)
     grey, scale = resize_for_work(grey)
     if alpha_ink:
-        return InkImage(grey, scale, drawing=True)
+        return InkImage(grey, scale, drawing=True, grey=grey)
     # The median of the inverse is the inverse of the median: one blur serves both polarities.
     smooth = cv2.medianBlur(grey, 3)
     if ink_is_dark(grey):
-        return InkImage(flat_ink(smooth, dark=True), scale, polarity="dark")
+        return InkImage(flat_ink(smooth, dark=True), scale, polarity="dark", grey=grey)
     light = flat_ink(smooth, dark=False)
     if scale < 1 or (scale == 1 and min(grey.shape) >= UNSHADED_POLARITY_SIDE):
         # Dark ink on paper is the usual photo: a shadow with a lit corner can fake a light-ink
         # histogram, but not the steep edges of a pen, so check a light verdict against them.
         dark = flat_ink(smooth, dark=True)
         if edge_sharpness_of(dark) >= SHARPER_POLARITY * edge_sharpness_of(light):
-            return InkImage(dark, scale, polarity="dark")
-    return InkImage(light, scale, polarity="light")
+            return InkImage(dark, scale, polarity="dark", grey=grey)
+    return InkImage(light, scale, polarity="light", grey=grey)
 
 
 def flat_ink(smooth: np.ndarray, dark: bool) -> np.ndarray:
@@ -628,20 +651,30 @@ def is_speck(box: Box, shape: tuple[int, ...]) -> bool:
     return max(box.w, box.h) < MIN_DIGIT_SHARE * min(shape[:2])
 
 
-def is_background_mark(parts: list[Component], shape: tuple[int, ...], sparse: bool = False) -> bool:
+def is_background_mark(
+    parts: list[Component], shape: tuple[int, ...], sparse: bool = False, labels: np.ndarray | None = None
+) -> bool:
     """Tell whether a photo's candidate is no digit: a speck, or sparse ink of no digit's shape.
 
-    Sparse ink is a tiny digit or grain: only a digit-like shape is taken for the former.
+    Sparse ink is a tiny digit or grain: only a digit-like shape is taken for the former. With
+    `labels`, a filled shape many pen widths tall counts as a bold digit rather than a blot.
     """
     box = union_box(parts)
-    return is_speck(box, shape) or (sparse and not looks_like_digit(parts, box))
+    if is_speck(box, shape):
+        return True
+    if not sparse:
+        return False
+    # Padded: a blot filling its box has no paper inside it to measure its width against.
+    pen = stroke_width(np.pad(crop_parts(labels, parts, box), 1)) if labels is not None else None
+    return not looks_like_digit(parts, box, pen)
 
 
-def looks_like_digit(parts: list[Component], box: Box) -> bool:
-    """Reject shapes no digit has: very wide, a filled blob, or too tiny to read."""
+def looks_like_digit(parts: list[Component], box: Box, pen: float | None = None) -> bool:
+    """Reject shapes no digit has: very wide, a filled blob (`pen` wide, when known), or too tiny to read."""
     fill = sum(c.area for c in parts) / max(1, box.w * box.h)
     slender = box.h >= 2.5 * box.w  # a "1" fills its narrow box, yet is a digit
-    return box.w <= 1.6 * box.h and (fill < 0.62 or slender) and box.h >= 6 and len(parts) <= 4
+    bold = pen is not None and box.h >= BLOT_PENS * pen  # so does a bold pen's small 0, 6 or 9
+    return box.w <= 1.6 * box.h and (fill < 0.62 or slender or bold) and box.h >= 6 and len(parts) <= 4
 
 
 def stroke_width(mask: np.ndarray) -> float:
@@ -706,35 +739,106 @@ def crop_parts(labels: np.ndarray, parts: list[Component], box: Box) -> np.ndarr
     return np.isin(window, [c.label for c in parts]).astype(np.uint8)
 
 
-def to_input_box(box: Box, scale: float) -> Box:
-    """Map a working-resolution box back to input pixels."""
-    return Box(*(round(v / scale) for v in (box.x, box.y, box.w, box.h)))
+def to_input_box(box: Box, scale: float, origin: tuple[int, int] = (0, 0)) -> Box:
+    """Map a working-resolution box back to input pixels; `origin` is where the working image starts."""
+    x, y, w, h = (round(v / scale) for v in (box.x, box.y, box.w, box.h))
+    return Box(x + origin[0], y + origin[1], w, h)
 
 
-def prepare_parts(labels: np.ndarray, parts: list[Component], scale: float) -> PreparedDigit:
+def prepare_parts(
+    labels: np.ndarray, parts: list[Component], scale: float, origin: tuple[int, int] = (0, 0)
+) -> PreparedDigit:
     """Turn the blobs of one digit into a model-ready PreparedDigit."""
     box = union_box(parts)
     input28 = render28(crop_parts(labels, parts, box))
-    return PreparedDigit(input28, to_input_box(box, scale), looks_like_digit(parts, box))
+    return PreparedDigit(input28, to_input_box(box, scale, origin), looks_like_digit(parts, box))
 
 
 def find_ink(image: ImageInput, trace: Trace | None = None) -> FoundInk:
-    """Decode, clean and label the ink of an image; `trace` is shown each stage (mnist-bot explain)."""
+    """Decode, clean and label the ink of an image; `trace` is shown each stage (mnist-bot explain).
+
+    The ink is located at the working size; when the image was shrunk to it and all its ink is
+    too small to read there (a small digit in a big frame), a crop around it is read again at
+    the input's full resolution, so the digit is analysed at a size that follows its own.
+    """
     array, decode_scale = load_image_scaled(image)
     ink = ink_image(array)
-    peak, sparse = ink_peak(ink.ink)
+    scale = ink.scale * decode_scale
     if trace is not None:
-        numbers = {"polarity": ink.polarity, "scale": round(ink.scale * decode_scale, 4)}
-        trace("ink", ink.ink, numbers | {"pen width px": pen_width(ink.ink)})
+        trace("ink", ink.ink, {"polarity": ink.polarity, "scale": round(scale, 4)} | _pen(ink))
+    region = zoom_region(ink, scale)
+    if region is None:
+        return label_ink(ink, scale, trace)
+    full = array if decode_scale == 1 else load_image_scaled(image, draft=False)[0]
+    crop, origin = crop_region(full, region)
+    ink = ink_image(crop)
+    if trace is not None:
+        numbers = {"box": [*origin, crop.shape[1], crop.shape[0]], "polarity": ink.polarity}
+        trace("zoom", ink.ink, numbers | {"scale": round(ink.scale, 4)} | _pen(ink))
+    # Ink that small against its frame is a small digit or a speck: only a digit's shape counts.
+    return label_ink(ink, ink.scale, trace, origin, sparse=True)
+
+
+def _pen(ink: InkImage) -> dict[str, float]:
+    """Return the pen width an ink image shows, for a trace."""
+    return {"pen width px": pen_width(ink.ink)}
+
+
+def zoom_region(ink: InkImage, scale: float) -> Box | None:
+    """Return where (input px) to re-read a shrunk image at full size, when all its ink is too small to read.
+
+    `scale` is working pixels per input pixel. Ink spread over the image (shadows, paper edges,
+    grain, a big digit) is left to the working size; ink too small even at full size is a speck.
+    """
+    box = strong_ink_box(plain_ink(ink)) if scale < 1 else None
+    if box is None:
+        return None
+    side = max(box.w, box.h)
+    if side >= SMALL_INK_SIDE or side < MIN_DIGIT_PX * scale:
+        return None
+    margin = round(ZOOM_MARGIN * side)
+    grown = Box(box.x - margin, box.y - margin, box.w + 2 * margin, box.h + 2 * margin)
+    return to_input_box(grown, scale)
+
+
+def plain_ink(ink: InkImage) -> np.ndarray:
+    """Return the unsmoothed working grey, ink bright: a shrunk hairline survives there, not in `ink.ink`."""
+    if ink.grey is None:
+        return ink.ink
+    return cv2.bitwise_not(ink.grey) if ink.polarity == "dark" else ink.grey
+
+
+def strong_ink_box(ink: np.ndarray) -> Box | None:
+    """Return the box (working px) of all pixels near the strongest ink above the paper; None without ink."""
+    paper, top = grey_percentiles(ink, [50, 100])
+    if top - paper < MIN_CONTRAST:
+        return None
+    strong = (ink >= paper + max(MIN_CONTRAST, NEAR_PEAK_SHARE * (top - paper))).astype(np.uint8)
+    return Box(*cv2.boundingRect(strong))
+
+
+def crop_region(image: np.ndarray, region: Box) -> tuple[np.ndarray, tuple[int, int]]:
+    """Cut `region` out of an image, clipped to its frame; return the crop and its top-left corner."""
+    x0, y0 = max(0, region.x), max(0, region.y)
+    x1, y1 = min(image.shape[1], region.x + region.w), min(image.shape[0], region.y + region.h)
+    return image[y0:y1, x0:x1], (x0, y0)
+
+
+def label_ink(
+    ink: InkImage,
+    scale: float,
+    trace: Trace | None = None,
+    origin: tuple[int, int] = (0, 0),
+    sparse: bool = False,
+) -> FoundInk:
+    """Threshold, clean and label an ink image into blobs; `scale` is its working px per input px."""
+    peak, sparse_peak = ink_peak(ink.ink)
     mask = remove_rule_lines(ink_mask(ink.ink, peak))
     if not ink.drawing and ink.scale <= 1:  # canvases have no shadows; upscaling softens every edge
         mask = near_sharp_edges(mask, ink.ink)
     if trace is not None:
-        trace(
-            "mask",
-            255 * mask,
-            {"ink peak": peak, "threshold": ink_threshold(ink.ink, peak), "sparse": sparse},
-        )
+        threshold = ink_threshold(ink.ink, peak)
+        trace("mask", 255 * mask, {"ink peak": peak, "threshold": threshold, "sparse": sparse_peak})
     min_area = max(12, int(mask.size * 2e-5))
     labels, found = components(mask, min_area)
     if not ink.drawing:  # a canvas has no shadows; anti-aliasing alone makes its edges soft
@@ -742,15 +846,15 @@ def find_ink(image: ImageInput, trace: Trace | None = None) -> FoundInk:
     found = drop_faint(labels, found, ink.ink)
     if not found:
         raise EmptyImageError(EMPTY_MESSAGE)
-    return FoundInk(labels, found, ink.scale * decode_scale, ink.drawing, sparse)
+    return FoundInk(labels, found, scale, ink.drawing, sparse or sparse_peak, origin)
 
 
 def prepare_found_digit(ink: FoundInk) -> PreparedDigit:
     """Prepare the single digit among already-found ink blobs."""
     parts = digit_parts(ink)
-    if not ink.drawing and is_background_mark(parts, ink.labels.shape, ink.sparse):
+    if not ink.drawing and is_background_mark(parts, ink.labels.shape, ink.sparse, ink.labels):
         raise EmptyImageError(EMPTY_MESSAGE)
-    return prepare_parts(ink.labels, parts, ink.scale)
+    return prepare_parts(ink.labels, parts, ink.scale, ink.origin)
 
 
 def prepare_digit(image: ImageInput) -> PreparedDigit:

@@ -178,7 +178,7 @@ def digit_groups(ink: FoundInk) -> list[list[Component]]:
     blobs = on_text_line(main_blobs(ink.blobs, stroke_clusters(ink.labels, ink.blobs)))
     groups = attach_small(attach_flat(group_columns(blobs)), ink.blobs)
     if not ink.drawing:
-        groups = [g for g in groups if not is_background_mark(g, ink.labels.shape, ink.sparse)]
+        groups = [g for g in groups if not is_background_mark(g, ink.labels.shape, ink.sparse, ink.labels)]
     return groups[:MAX_DIGITS]
 
 
@@ -192,11 +192,11 @@ def layout(ink: FoundInk, groups: list[list[Component]]) -> NumberLayout:
     """Prepare each group, and each pair of neighbours that could be one digit broken in two."""
     height = float(np.median([_height(g) for g in groups]))
     joins = {
-        i: prepare_parts(ink.labels, left + right, ink.scale)
+        i: prepare_parts(ink.labels, left + right, ink.scale, ink.origin)
         for i, (left, right) in enumerate(itertools.pairwise(groups))
         if could_be_one(left, right, height)
     }
-    return NumberLayout([prepare_parts(ink.labels, group, ink.scale) for group in groups], joins)
+    return NumberLayout([prepare_parts(ink.labels, group, ink.scale, ink.origin) for group in groups], joins)
 
 
 def prepare_number(image: ImageInput) -> NumberLayout:
