@@ -70,7 +70,7 @@ def start_bot(
         env["MNIST_BOT_MODEL"] = model
     log = (workdir / "bot.log").open("ab")
     process = subprocess.Popen(
-        [sys.executable, "-m", "mnist_bot.bot", "--log-level", "WARNING", *args],
+        [sys.executable, "-m", "mnist_bot.bot", *args],  # logs warnings only, the CLI's default
         stdout=log,
         stderr=subprocess.STDOUT,
         env=env,
@@ -89,27 +89,36 @@ def run_mode(
     with FakeTelegram() as fake, tempfile.TemporaryDirectory() as tmp:
         process = start_bot(fake, Path(tmp), MODES[mode], model)
         try:
-            prepared = [(label, fake.photo_sizes(jpeg)) for label, jpeg in photos]  # before the clock starts
-            sent = []
-            for i in range(users * per_user):
-                label, sizes = prepared[i % len(prepared)]
-                user = 10_000 + i % users
-                sent.append((user, fake.send_photo(user, None, sizes=sizes), label))
-            replies = [fake.wait_reply(user, message_id, timeout=600) for user, message_id, _ in sent]
+            sent, replies = send_all(fake, photos, users, per_user)
         finally:
             process.send_signal(signal.SIGTERM)
             process.wait(60)
-        latencies = np.array(
-            [
-                fake.stamp(u, r["message_id"]) - fake.stamp(u, m)
-                for (u, m, _), r in zip(sent, replies, strict=True)
-            ]
-        )
-        first = min(fake.stamp(u, m) for u, m, _ in sent)
-        last = max(fake.stamp(u, r["message_id"]) for (u, _, _), r in zip(sent, replies, strict=True))
-    correct = sum(
-        first_digit(r.get("text", "")) == label for (_, _, label), r in zip(sent, replies, strict=True)
-    )
+        return timed_result(fake, mode, sent, replies)
+
+
+Sent = list[tuple[int, int, int]]  # (user, message id, true digit) of each photo sent
+
+
+def send_all(
+    fake: FakeTelegram, photos: list[tuple[int, bytes]], users: int, per_user: int
+) -> tuple[Sent, list[dict[str, Any]]]:
+    """Send `per_user` photos from each of `users` users at once, then wait for every reply."""
+    prepared = [(label, fake.photo_sizes(jpeg)) for label, jpeg in photos]  # before the clock starts
+    sent = []
+    for i in range(users * per_user):
+        label, sizes = prepared[i % len(prepared)]
+        user = 10_000 + i % users
+        sent.append((user, fake.send_photo(user, None, sizes=sizes), label))
+    return sent, [fake.wait_reply(user, message_id, timeout=600) for user, message_id, _ in sent]
+
+
+def timed_result(fake: FakeTelegram, mode: str, sent: Sent, replies: list[dict[str, Any]]) -> Result:
+    """Measure latencies and throughput from the fake server's timestamps of each photo and its reply."""
+    pairs = list(zip(sent, replies, strict=True))
+    latencies = np.array([fake.stamp(u, r["message_id"]) - fake.stamp(u, m) for (u, m, _), r in pairs])
+    first = min(fake.stamp(u, m) for u, m, _ in sent)
+    last = max(fake.stamp(u, r["message_id"]) for (u, _, _), r in pairs)
+    correct = sum(first_digit(r.get("text", "")) == label for (_, _, label), r in pairs)
     return Result(
         mode=mode,
         photos=len(sent),

@@ -24,12 +24,10 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # for tests.* when run as a script
 
-from bench_bot_load import Result, first_digit, make_photos, table  # noqa: E402
+from bench_bot_load import Result, make_photos, send_all, table, timed_result  # noqa: E402
 
 from tests.fake_telegram import FakeTelegram  # noqa: E402
 from tests.servers import (  # noqa: E402
@@ -76,39 +74,12 @@ def run(
     with FakeTelegram() as fake, tempfile.TemporaryDirectory() as tmp:
         nginx, bots = start_cluster(fake, Path(tmp), new_database(), replicas, model)
         try:
-            prepared = [(label, fake.photo_sizes(jpeg)) for label, jpeg in photos]  # before the clock starts
-            sent = []
-            for i in range(users * per_user):
-                label, sizes = prepared[i % len(prepared)]
-                user = 10_000 + i % users
-                sent.append((user, fake.send_photo(user, None, sizes=sizes), label))
-            replies = [fake.wait_reply(user, message_id, timeout=600) for user, message_id, _ in sent]
+            sent, replies = send_all(fake, photos, users, per_user)
         finally:
             for bot in bots:
                 bot.stop()
             nginx.stop()
-        latencies = np.array(
-            [
-                fake.stamp(u, r["message_id"]) - fake.stamp(u, m)
-                for (u, m, _), r in zip(sent, replies, strict=True)
-            ]
-        )
-        first = min(fake.stamp(u, m) for u, m, _ in sent)
-        last = max(fake.stamp(u, r["message_id"]) for (u, _, _), r in zip(sent, replies, strict=True))
-    correct = sum(
-        first_digit(r.get("text", "")) == label for (_, _, label), r in zip(sent, replies, strict=True)
-    )
-    return Result(
-        mode=f"{replicas} replica" + ("s" if replicas > 1 else ""),
-        photos=len(sent),
-        answered=len(replies),
-        correct=int(correct),
-        seconds=round(last - first, 3),
-        replies_per_s=round(len(replies) / (last - first), 2),
-        p50_ms=round(float(np.percentile(latencies, 50)) * 1000, 1),
-        p99_ms=round(float(np.percentile(latencies, 99)) * 1000, 1),
-        max_ms=round(float(latencies.max()) * 1000, 1),
-    )
+        return timed_result(fake, f"{replicas} replica" + ("s" if replicas > 1 else ""), sent, replies)
 
 
 def measure(args: argparse.Namespace, counts: list[int]) -> list[Result]:

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
 import io
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
@@ -14,22 +11,13 @@ from PIL import Image
 
 from mnist_bot.config import DEFAULT_MODEL
 from mnist_bot.recognizer import Recognizer
+from tests.test_synthetic import robustness_module as robustness
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL_DEV = ROOT.parent / "shared" / "real-dev"
 # Floors a few points under the figures measured on the shipped model (real_photo 98.71%,
 # real_drawn 100.00%): they catch a broken pipeline, not noise on 233 and 126 images.
 FLOORS = {"real_photo": 0.96, "real_drawn": 0.97}
-
-
-def robustness() -> ModuleType:
-    """Import benchmarks/robustness.py, a script rather than a package module."""
-    spec = importlib.util.spec_from_file_location("robustness", ROOT / "benchmarks" / "robustness.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["robustness"] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
 
 
 def png(array: np.ndarray) -> bytes:
