@@ -336,7 +336,8 @@ def test_evaluate_json_and_report_on_a_tiny_dataset(
     assert result["n"] == 12 and result["errors"] == 1
     assert result["accuracy"] == round(11 / 12, 5)
     assert result["report"] == [
-        str(report / name) for name in ("confusion_matrix.png", "misclassified.png", "metrics.json")
+        str(report / name)
+        for name in ("confusion_matrix.png", "misclassified.png", "reliability.png", "metrics.json")
     ]
     assert all(Path(p).stat().st_size > 0 for p in result["report"])
 
@@ -429,7 +430,13 @@ def test_evaluate_the_real_model_with_a_report(
     assert result["accuracy"] >= 0.99
     assert result["errors"] == round((1 - result["accuracy"]) * 10000)
     names = {Path(p).name for p in result["report"]}
-    assert names == {"confusion_matrix.png", "misclassified.png", "training_curves.png", "metrics.json"}
+    assert names == {
+        "confusion_matrix.png",
+        "misclassified.png",
+        "reliability.png",
+        "training_curves.png",
+        "metrics.json",
+    }
     assert json.loads((report / "metrics.json").read_text())["accuracy"] == result["accuracy"]
 
 
