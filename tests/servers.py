@@ -13,6 +13,7 @@ import os
 import pwd
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -208,13 +209,8 @@ class Nginx:
 
     def stop(self) -> None:
         """Stop nginx (SIGQUIT would wait for open requests; SIGTERM is a fast, clean stop)."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process is not None:
+            stop_process(self.process, timeout=15)
 
     def access_log(self) -> list[str]:
         """Return the access log lines: time|status|upstream(s) tried|their statuses|URI."""
@@ -237,6 +233,18 @@ def site_config(shipped: Path, listen_port: int, upstreams: Sequence[int]) -> st
     replicas = "".join(f"{indent}127.0.0.1:{port}{options}\n" for port in upstreams)
     text = text[: lines[0].start()] + replicas + text[lines[-1].end() :]
     return re.sub(r"listen\s+\d+;", f"listen 127.0.0.1:{listen_port};", text)
+
+
+def stop_process(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+    """Send `sig` to a process still running, kill it if it outlives `timeout`; return its exit status."""
+    if process.poll() is None:
+        process.send_signal(sig)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return int(process.returncode)
 
 
 def bot_env(token: str, api_base_url: str, db: str | Path, **extra: str) -> dict[str, str]:
@@ -288,15 +296,9 @@ class BotReplica:
 
     def stop(self) -> int:
         """Stop the replica with SIGTERM and return its exit status."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        code = stop_process(self.process)
         self.log_file.close()
-        return int(self.process.returncode)
+        return code
 
     def log(self) -> str:
         """Return what the replica has written so far."""

@@ -23,6 +23,7 @@ import pytest
 from mnist_bot.bot import replies
 from mnist_bot.feedback import FeedbackStore
 from tests.fake_telegram import FakeTelegram, blank_photo, mnist_test_digits, paper_photo, png_bytes
+from tests.servers import bot_env, stop_process
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -37,14 +38,7 @@ class BotProcess:
 
     def __init__(self, fake: FakeTelegram, db: Path, log: Path, *args: str) -> None:
         self.fake, self.log_path = fake, log
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "MNIST_BOT_"))}
-        env.update(
-            TELEGRAM_BOT_TOKEN=fake.token,
-            TELEGRAM_API_BASE_URL=fake.base_url,
-            MNIST_BOT_DB=str(db),
-            MNIST_BOT_RATE_LIMIT="600",
-            PYTHONUNBUFFERED="1",
-        )
+        env = bot_env(fake.token, fake.base_url, db, MNIST_BOT_RATE_LIMIT="600")
         if MODEL_OVERRIDE:
             env["MNIST_BOT_MODEL"] = MODEL_OVERRIDE
         self.log_file = log.open("ab")
@@ -68,15 +62,9 @@ class BotProcess:
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
         """Send a stop signal and return the exit status."""
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        code = stop_process(self.process, sig)
         self.log_file.close()
-        return int(self.process.returncode)
+        return code
 
     def log(self) -> str:
         """Return everything the process has written so far."""
