@@ -47,16 +47,18 @@ class Explanation:
 
 def explain(recognizer: Recognizer, image: ImageInput) -> Explanation:
     """Read `image` and keep a picture of each stage: decoded, ink, mask, candidates, chosen, 28x28."""
-    array, _ = preprocess.load_image_scaled(image)
+    # At full size, not JPEG-drafted, so the boxes (in the input's own pixels) land on it.
+    array, _ = preprocess.load_image_scaled(image, draft=False)
     stages = [Stage("decoded", array, {"size": f"{array.shape[1]}x{array.shape[0]}"})]
 
     def trace(name: str, picture: np.ndarray, numbers: dict[str, Any]) -> None:
         stages.append(Stage(name, picture, numbers))
 
     try:
-        found = preprocess.find_ink(array, trace)
+        # The input itself, as the front ends pass it: a big JPEG is drafted, a small digit zoomed.
+        found = preprocess.find_ink(image, trace)
         stages.append(candidates_stage(found, stages[-1].picture))
-        reading = recognizer.read(array)
+        reading = recognizer.read(image)
     except RecognizerError as exc:
         return Explanation(stages, None, str(exc))
     stages += [chosen_stage(array, reading), input28_stage(reading)]
