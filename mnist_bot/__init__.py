@@ -10,7 +10,7 @@ from mnist_bot.errors import (
     ModelLoadError,
     RecognizerError,
 )
-from mnist_bot.recognizer import NumberReading, Prediction, Recognizer
+from mnist_bot.recognizer import NumberReading, PageReading, Prediction, Recognizer
 
 __all__ = [
     "ConfigError",
@@ -19,6 +19,7 @@ __all__ = [
     "InvalidImageError",
     "ModelLoadError",
     "NumberReading",
+    "PageReading",
     "Prediction",
     "Recognizer",
     "RecognizerError",

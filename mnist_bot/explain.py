@@ -13,7 +13,7 @@ from PIL import Image, ImageDraw
 from mnist_bot import preprocess
 from mnist_bot.errors import RecognizerError
 from mnist_bot.preprocess import ImageInput
-from mnist_bot.recognizer import NumberReading, Recognizer
+from mnist_bot.recognizer import PageReading, Recognizer
 
 PANEL = 200  # px: every stage is shown this high
 CAPTION = 64  # px of text under each picture
@@ -34,7 +34,7 @@ class Explanation:
     """Every stage of one image's reading, and the reading itself (None when nothing was read)."""
 
     stages: list[Stage]
-    reading: NumberReading | None
+    reading: PageReading | None
     error: str | None = None
 
     def numbers(self) -> dict[str, Any]:
@@ -74,7 +74,7 @@ def candidates_stage(found: preprocess.FoundInk, mask: np.ndarray) -> Stage:
     return Stage("candidates", np.asarray(picture), {"blobs": len(found.blobs)})
 
 
-def chosen_stage(array: np.ndarray, reading: NumberReading) -> Stage:
+def chosen_stage(array: np.ndarray, reading: PageReading) -> Stage:
     """Box the chosen digits on the input, each with its answer: green sure, orange unsure."""
     picture = Image.fromarray(array).convert("RGB")
     draw = ImageDraw.Draw(picture)
@@ -89,7 +89,7 @@ def chosen_stage(array: np.ndarray, reading: NumberReading) -> Stage:
     return Stage("chosen", np.asarray(picture), {"digits": len(reading.digits), "boxes": boxes})
 
 
-def input28_stage(reading: NumberReading) -> Stage:
+def input28_stage(reading: PageReading) -> Stage:
     """Show each digit's 28x28 model input side by side, with the answers and confidences."""
     strip = np.concatenate([np.pad(p.input28, 1, constant_values=0.5) for p in reading.digits], axis=1)
     answers = [f"{p.digit} {p.confidence:.2f}{'?' if p.unsure else ''}" for p in reading.digits]

@@ -82,6 +82,38 @@ class NumberReading:
         return float(np.prod([p.confidence for p in self.digits]))
 
 
+@dataclass(frozen=True)
+class PageReading:
+    """Every digit an image holds, as lines top to bottom, each read left to right.
+
+    One digit and one number are pages of one line. Boxes are in the input's own pixels, also
+    when the page was read turned (`rotation`, degrees counter-clockwise it was turned to read).
+    """
+
+    lines: list[NumberReading]
+    rotation: int = 0
+
+    @property
+    def digits(self) -> list[Prediction]:
+        """Return every digit in reading order."""
+        return [p for line in self.lines for p in line.digits]
+
+    @property
+    def text(self) -> str:
+        """Return the lines' texts joined by newlines."""
+        return "\n".join(line.text for line in self.lines)
+
+    @property
+    def unsure(self) -> bool:
+        """Whether any digit of the page is unsure."""
+        return any(line.unsure for line in self.lines)
+
+    @property
+    def confidence(self) -> float:
+        """Probability that every digit is right, assuming independence."""
+        return float(np.prod([p.confidence for p in self.digits]))
+
+
 def is_unsure(probabilities: np.ndarray, digit_like: bool) -> bool:
     """Flag low confidence, a small top-two margin, or an input that does not look like a digit."""
     top_two = np.sort(probabilities)[-2:]
@@ -183,12 +215,16 @@ class Recognizer:
         """Read a multi-digit number, left to right."""
         return self._read_layout(segment.prepare_number(image))
 
-    def read(self, image: ImageInput) -> NumberReading:
-        """Read whatever the image holds: a number of two or more digits, or one digit."""
+    def read_page(self, image: ImageInput) -> PageReading:
+        """Read every digit in the image: lines top to bottom, each left to right."""
         ready = prepared_mnist(image)
-        if ready is not None:  # one MNIST digit: read() answers as predict() does
-            return self._read_layout(segment.NumberLayout([ready], {}))
-        return self._read_layout(segment.prepare_digit_or_number(image))
+        if ready is not None:  # one MNIST digit: read as predict() reads it
+            return PageReading([self._read_layout(segment.NumberLayout([ready], {}))])
+        return PageReading([self._read_layout(segment.prepare_digit_or_number(image))])
+
+    def read(self, image: ImageInput) -> PageReading:
+        """Read whatever the image holds (one digit, a number or a page): what a front end shows."""
+        return self.read_page(image)
 
     def _read_layout(self, layout: segment.NumberLayout) -> NumberReading:
         """Classify a number's digits and possible joins in one runtime call, then settle the joins."""

@@ -61,7 +61,7 @@ def default_recognizer() -> Recognizer:
 def read_photo(recognizer: Recognizer, data: bytes) -> Answer:
     """Read a number when the photo shows two or more digits, else the single digit (as the bot does)."""
     reading = recognizer.read(data)
-    return reading if len(reading.digits) >= 2 else reading.digits[0]
+    return reading.lines[0] if len(reading.digits) >= 2 else reading.digits[0]
 
 
 def photo_thumbnail(data: bytes, side: int = THUMB_SIDE) -> bytes | None:
