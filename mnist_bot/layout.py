@@ -35,6 +35,7 @@ WHOLE_ASPECT = 1.2  # ... if together no wider than this share of their height
 MIN_TURN_CHARACTERS = 3  # a page of this many characters may lie sideways; fewer are read as they stand
 MIN_DIGIT_PX = 24  # working px: a page's digits shorter than this are re-read at a finer resolution...
 TARGET_DIGIT_PX = 40  # ... one that makes them this tall
+BACKGROUND_DIGITS = 4  # the paper's brightness is estimated over this many digit heights
 MAX_WORK_PIXELS = 16_000_000  # the finest working resolution, for memory (a 35 MP form fits at about 0.7x)
 PRINTED_LINE = 1.5  # straight strokes this many digit heights long are printed lines, never a digit's
 FRAME_MARGIN = 2  # working px from the frame within which ink counts as touching it
@@ -175,7 +176,8 @@ def page_ink(image: ImageInput) -> FoundInk:
 def finer_ink(image: ImageInput, array: np.ndarray, decode_scale: float, scale: float) -> FoundInk:
     """Find the ink again at `scale` working px per input px, decoding the input in full if it was drafted."""
     full = array if decode_scale == 1 else load_image_scaled(image, draft=False)[0]
-    finer = ink_image(full, work_side=round(max(full.shape[:2]) * scale))
+    side = round(max(full.shape[:2]) * scale)
+    finer = ink_image(full, work_side=side, background_side=BACKGROUND_DIGITS * TARGET_DIGIT_PX)
     return label_ink(finer, finer.scale)
 
 
