@@ -121,21 +121,66 @@ def render_page(kind: str, sources: PageSources, seed: int, shape: tuple[int, in
     if kind not in KINDS:
         raise ValueError(f"Unknown page kind {kind!r}; choose one of {', '.join(KINDS)}.")
     rng = np.random.default_rng([KINDS.index(kind), seed])
-    shape = shape or page_shape(rng)
-    plan = PLANNERS[kind](sources, rng, shape)
+    plan = PLANNERS[kind](sources, rng, shape or page_shape(rng))
+    return photograph_plan(kind, seed, plan, rng)
+
+
+def photographed_sheet(
+    sources: PageSources, seed: int, shape: tuple[int, int] = (4000, 3000), grid: tuple[int, int] = (10, 10)
+) -> Page:
+    """Render a phone photo (12 MP by default) of a sheet of `grid` (rows, columns) scattered digits."""
+    rng = np.random.default_rng([len(KINDS), seed])
+    return photograph_plan("sheet", seed, plan_big_grid(sources, rng, shape, grid), rng)
+
+
+def scanned_form(
+    sources: PageSources, seed: int, shape: tuple[int, int] = (7014, 4962), grid: tuple[int, int] = (44, 25)
+) -> Page:
+    """Render a grey scan (A4 at 600 dpi by default) of a form of `grid` (rows, columns) boxed digits."""
+    rng = np.random.default_rng([len(KINDS) + 1, seed])
+    plan = plan_big_form(sources, rng, shape, grid)
     ink = np.zeros(shape, np.float32)
-    placed = [p for line in plan.lines for p in line]
-    boxes = {id(p): paste(ink, p) for p in placed}
-    sheet = syn.paper(shape, rng)
+    boxes = [[paste(ink, p) for p in line] for line in plan.lines]
+    image = scan(ink, plan.printed, rng)
+    lines = tuple(
+        tuple(TrueDigit(p.digit, b) for p, b in zip(line, line_boxes, strict=True) if p.digit is not None)
+        for line, line_boxes in zip(plan.lines, boxes, strict=True)
+    )
+    return Page("scanned_form", seed, image, shape, lines)
+
+
+def photograph_plan(kind: str, seed: int, plan: Plan, rng: np.random.Generator) -> Page:
+    """Write a plan's ink on paper (its printed lines first), photograph it and carry the boxes along."""
+    ink = np.zeros(plan.shape, np.float32)
+    boxes = [[paste(ink, p) for p in line] for line in plan.lines]
+    sheet = syn.paper(plan.shape, rng)
     if plan.printed is not None:
         sheet = print_lines(sheet, plan.printed, rng)
-    blur = min(max(shape) / 1000, plan.digit_height / 80)
+    blur = min(max(plan.shape) / 1000, plan.digit_height / 80)
     image, matrix = syn.photograph_sheet(sheet, ink, rng, blur_scale=blur)
     lines = tuple(
-        tuple(TrueDigit(p.digit, warp_box(boxes[id(p)], matrix, shape)) for p in line if p.digit is not None)
-        for line in plan.lines
+        tuple(
+            TrueDigit(p.digit, warp_box(b, matrix, plan.shape))
+            for p, b in zip(line, line_boxes, strict=True)
+            if p.digit is not None
+        )
+        for line, line_boxes in zip(plan.lines, boxes, strict=True)
     )
-    return Page(kind, seed, image, shape, tuple(line for line in lines if line))
+    return Page(kind, seed, image, plan.shape, tuple(line for line in lines if line))
+
+
+def scan(ink: np.ndarray, printed: np.ndarray | None, rng: np.random.Generator) -> bytes:
+    """Render ink (and printed lines) as a flatbed scan: even grey paper, slight blur, grey JPEG bytes."""
+    grey = rng.uniform(232, 250) + syn.fine_noise(ink.shape, rng, rng.uniform(1, 3))
+    if printed is not None:
+        cover = printed * rng.uniform(0.8, 0.95)
+        grey = grey * (1 - cover) + rng.uniform(30, 80) * cover
+    cover = ink * rng.uniform(0.8, 1.0)
+    grey = cv2.GaussianBlur(grey * (1 - cover) + rng.uniform(10, 60) * cover, (0, 0), sigmaX=0.7)
+    ok, buffer = cv2.imencode(".jpg", np.clip(grey, 0, 255).astype(np.uint8), [cv2.IMWRITE_JPEG_QUALITY, 90])
+    if not ok:
+        raise ValueError("JPEG encoding failed.")
+    return buffer.tobytes()
 
 
 def page_shape(rng: np.random.Generator) -> tuple[int, int]:
@@ -395,6 +440,49 @@ def plan_form(sources: PageSources, rng: np.random.Generator, shape: tuple[int, 
             line.append(in_box(digit, mask, (x, y, *cell), rng))
         lines.append(line)
     return Plan(shape, lines, height * 0.85, printed=printed)
+
+
+def plan_big_grid(
+    sources: PageSources, rng: np.random.Generator, shape: tuple[int, int], grid: tuple[int, int]
+) -> Plan:
+    """Plan a sheet filled with `grid` (rows, columns) digits scattered on an unprinted grid."""
+    rows, columns = grid
+    pitch = (shape[1] * (1 - 2 * MARGIN) / columns, shape[0] * (1 - 2 * MARGIN) / rows)
+    height = min(0.6 * pitch[0], 0.55 * pitch[1], DIGIT_HEIGHTS[1])
+    pen = syn.choose_pen(height, rng)
+    lines = []
+    for r in range(rows):
+        labels = [int(d) for d in rng.integers(0, 10, columns)]
+        masks = digit_masks(sources, labels, height, pen, rng)
+        cells = [(shape[1] * MARGIN + c * pitch[0], shape[0] * MARGIN + r * pitch[1]) for c in range(columns)]
+        lines.append(
+            [scatter(d, m, cell, pitch, rng) for d, m, cell in zip(labels, masks, cells, strict=True)]
+        )
+    return Plan(shape, lines, height)
+
+
+def plan_big_form(
+    sources: PageSources, rng: np.random.Generator, shape: tuple[int, int], grid: tuple[int, int]
+) -> Plan:
+    """Plan a form filling the sheet with `grid` (rows, columns) joined printed cells, a digit in each."""
+    rows, columns = grid
+    cell_w = shape[1] * (1 - 2 * MARGIN) / columns
+    row_pitch = shape[0] * (1 - 2 * MARGIN) / rows
+    cell = (cell_w, row_pitch * 0.8)
+    height = min(cell[0], cell[1]) / 1.3
+    printed = np.zeros(shape, np.float32)
+    pen = syn.choose_pen(height, rng)
+    lines = []
+    for r in range(rows):
+        labels = [int(d) for d in rng.integers(0, 10, columns)]
+        masks = digit_masks(sources, labels, height, pen, rng)
+        line = []
+        for c, (digit, mask) in enumerate(zip(labels, masks, strict=True)):
+            box = (shape[1] * MARGIN + c * cell_w, shape[0] * MARGIN + r * row_pitch, *cell)
+            draw_box(printed, box, 3)
+            line.append(in_box(digit, mask, box, rng))
+        lines.append(line)
+    return Plan(shape, lines, height, printed=printed)
 
 
 def draw_box(printed: np.ndarray, box: tuple[float, float, float, float], thickness: int) -> None:
