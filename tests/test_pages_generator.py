@@ -67,6 +67,24 @@ def test_every_kind_renders_a_page_whose_boxes_hold_its_digits(kind: str, source
         assert np.percentile(inside, 90) - inside.min() > 40
 
 
+@pytest.mark.parametrize("kind", ["rows", "grid", "form", "phone"])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_the_darkest_pixels_of_a_page_are_its_digits_in_their_boxes(
+    kind: str, seed: int, sources: PageSources
+) -> None:
+    page = pages.render_page(kind, sources, seed)
+    photo = grey(page)
+    boxed = np.zeros(photo.shape, bool)
+    for true in page.digits:
+        b = true.box
+        boxed[max(b.y - 3, 0) : b.y + b.h + 3, max(b.x - 3, 0) : b.x + b.w + 3] = True
+    # As many pixels as a tenth of the boxes' area: ink. Printed box lines and dashes take a few;
+    # boxes shifted by one box width catch under half of them.
+    count = sum(d.box.w * d.box.h for d in page.digits) // 10
+    darkest = np.argsort(photo, axis=None)[:count]
+    assert boxed.flat[darkest].mean() > 0.9
+
+
 @pytest.mark.parametrize("kind", pages.KINDS)
 def test_truth_is_in_reading_order(kind: str, sources: PageSources) -> None:
     page = pages.render_page(kind, sources, seed=5)
@@ -203,3 +221,17 @@ def test_benchmark_reports_every_metric_as_a_rate(
     assert summary["invented_per_page"] >= 0
     drawn = list(gallery.glob("*.jpg")) if gallery.exists() else []
     assert len(drawn) == 2 - round(summary["pages_right"] * 2)  # one picture per page not read right
+
+
+def test_the_speed_inputs_hold_every_digit_of_their_grid(sources: PageSources) -> None:
+    sheet = pages.photographed_sheet(sources, 0, shape=(1600, 1200), grid=(4, 5))
+    form = pages.scanned_form(sources, 0, shape=(1400, 1000), grid=(6, 4))
+    assert [len(line) for line in sheet.lines] == [5] * 4 and [len(line) for line in form.lines] == [4] * 6
+    for page in (sheet, form):
+        photo = grey(page)
+        assert photo.shape == page.shape
+        for true in page.digits:
+            box = true.box
+            inside = photo[box.y : box.y + box.h, box.x : box.x + box.w]
+            assert box.w > 0 and box.h > 0 and np.percentile(inside, 90) - inside.min() > 40
+    assert Image.open(io.BytesIO(form.image)).mode == "L"  # a grey scan
