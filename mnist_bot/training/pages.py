@@ -171,7 +171,7 @@ def photograph_plan(kind: str, seed: int, plan: Plan, rng: np.random.Generator) 
 
 def scan(ink: np.ndarray, printed: np.ndarray | None, rng: np.random.Generator) -> bytes:
     """Render ink (and printed lines) as a flatbed scan: even grey paper, slight blur, grey JPEG bytes."""
-    grey = rng.uniform(232, 250) + syn.fine_noise(ink.shape, rng, rng.uniform(1, 3))
+    grey: np.ndarray = rng.uniform(232, 250) + syn.fine_noise(ink.shape, rng, rng.uniform(1, 3))
     if printed is not None:
         cover = printed * rng.uniform(0.8, 0.95)
         grey = grey * (1 - cover) + rng.uniform(30, 80) * cover
