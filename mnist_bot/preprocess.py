@@ -242,11 +242,11 @@ def to_grey(image: np.ndarray) -> tuple[np.ndarray, bool]:
     return cv2.cvtColor(rgb.astype(np.uint8), cv2.COLOR_RGB2GRAY), False
 
 
-def resize_for_work(grey: np.ndarray) -> tuple[np.ndarray, float]:
-    """Scale so the longest side is in [MIN_WORK_SIDE, WORK_SIDE]; return the scale used."""
+def resize_for_work(grey: np.ndarray, work_side: int = WORK_SIDE) -> tuple[np.ndarray, float]:
+    """Scale so the longest side is in [MIN_WORK_SIDE, work_side]; return the scale used."""
     longest = max(grey.shape)
-    if longest > WORK_SIDE:
-        scale = WORK_SIDE / longest
+    if longest > work_side:
+        scale = work_side / longest
         interpolation = cv2.INTER_AREA
     elif longest < MIN_WORK_SIDE:
         scale = float(np.ceil(MIN_WORK_SIDE / longest))
@@ -383,10 +383,10 @@ def without_shadows(mask: np.ndarray, ink: np.ndarray) -> np.ndarray:
     return keep[labels]
 
 
-def ink_image(image: np.ndarray) -> InkImage:
-    """Make ink bright on black at working resolution, whatever the input's polarity."""
+def ink_image(image: np.ndarray, work_side: int = WORK_SIDE) -> InkImage:
+    """Make ink bright on black at working resolution (longest side `work_side`), whatever the polarity."""
     grey, alpha_ink = to_grey(image)
-    grey, scale = resize_for_work(grey)
+    grey, scale = resize_for_work(grey, work_side)
     if alpha_ink:
         return InkImage(grey, scale, drawing=True, grey=grey)
     # The median of the inverse is the inverse of the median: one blur serves both polarities.
@@ -762,6 +762,13 @@ def find_ink(image: ImageInput, trace: Trace | None = None) -> FoundInk:
     the input's full resolution, so the digit is analysed at a size that follows its own.
     """
     array, decode_scale = load_image_scaled(image)
+    return find_decoded_ink(image, array, decode_scale, trace)
+
+
+def find_decoded_ink(
+    image: ImageInput, array: np.ndarray, decode_scale: float, trace: Trace | None = None
+) -> FoundInk:
+    """Find the ink of an already decoded image (`array`, `decode_scale` times the input's size)."""
     ink = ink_image(array)
     scale = ink.scale * decode_scale
     if trace is not None:

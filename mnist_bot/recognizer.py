@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from mnist_bot import preprocess, segment
+from mnist_bot import layout, preprocess, segment
 from mnist_bot.config import load_settings, resolve_model_path
 from mnist_bot.errors import EmptyImageError
 from mnist_bot.preprocess import Box, ImageInput, PreparedDigit
@@ -21,6 +21,11 @@ from mnist_bot.runtime import Runtime, load_runtime
 # Calibrated on MNIST validation digits and synthetic photos: below these the answer is a guess.
 MIN_CONFIDENCE = 0.60
 MIN_MARGIN = 0.40
+ORIENTATION_SAMPLE = 32  # digits read each way up to choose the page's way up
+# Digits read upside down or sideways are mostly guesses, but a few (0, 1, 8) read as well either
+# way: a turned page must read clearly better than upright, and a page read well upright is not turned.
+UPRIGHT_BONUS = 0.1  # nats of mean log-confidence a turned page must gain to be read turned
+SURELY_UPRIGHT = float(np.log(0.9))  # a page reading at least this well upright is taken as it stands
 # A "not a digit" model beside the digit model (reject.tflite, from `mnist-bot train-reject`) gives
 # P(digit) for each cut-out; its .json holds the level under which a cut-out is no digit. None ships
 # yet: the one trained so far turns away real digits (benchmarks/README.md).
@@ -154,6 +159,23 @@ class DigitCheck:
         return self.runtime.predict(batch).reshape(len(batch))
 
 
+def upright_score(page: PageReading) -> float:
+    """Rate how well a page reads the way it stands: its digits' mean log-confidence."""
+    return mean_log_confidence([p.confidence for p in page.digits])
+
+
+def mean_log_confidence(confidences: list[float]) -> float:
+    """Return the mean log of confidences, each floored at 0.001 so one wild guess does not decide."""
+    return float(np.mean(np.log(np.maximum(confidences, 1e-3))))
+
+
+def sample_evenly(items: list[PreparedDigit], count: int) -> list[PreparedDigit]:
+    """Return at most `count` items spread evenly over the list."""
+    if len(items) <= count:
+        return items
+    return [items[i] for i in np.linspace(0, len(items) - 1, count).round().astype(int)]
+
+
 def settle_joins(singles: list[Prediction], joined: dict[int, Prediction]) -> list[Prediction]:
     """Replace two neighbours by their join where the pieces are unsure and the whole is sure.
 
@@ -219,23 +241,65 @@ class Recognizer:
         """Read every digit in the image: lines top to bottom, each left to right."""
         ready = prepared_mnist(image)
         if ready is not None:  # one MNIST digit: read as predict() reads it
-            return PageReading([self._read_layout(segment.NumberLayout([ready], {}))])
-        return PageReading([self._read_layout(segment.prepare_digit_or_number(image))])
+            return self._read_lines([segment.NumberLayout([ready], {})])
+        ink = layout.page_ink(image)
+        upright = self._read_page_layout(layout.PageLayout(layout.ink_layout(ink)))
+        if not layout.may_lie_turned(ink) or (
+            upright is not None and upright_score(upright) >= SURELY_UPRIGHT
+        ):
+            return self._or_no_digit(upright)
+        turned = [page for page in layout.turned_layouts(ink) if layout.prepared_digits(page)]
+        best = self._best_turn(turned, upright)
+        return self._or_no_digit(upright if best is None else self._read_page_layout(best))
+
+    def _read_page_layout(self, page: layout.PageLayout) -> PageReading | None:
+        """Read a laid-out page; None when it holds no digit."""
+        try:
+            return self._read_lines(page.lines, page.rotation)
+        except EmptyImageError:
+            return None
+
+    @staticmethod
+    def _or_no_digit(reading: PageReading | None) -> PageReading:
+        """Return a reading, or raise EmptyImageError when there is none."""
+        if reading is None:
+            raise EmptyImageError(NOT_A_DIGIT)
+        return reading
+
+    def _best_turn(
+        self, pages: list[layout.PageLayout], upright: PageReading | None
+    ) -> layout.PageLayout | None:
+        """Return the turned layout that reads better than upright, from a sample of each; None if none."""
+        samples = [sample_evenly(layout.prepared_digits(page), ORIENTATION_SAMPLE) for page in pages]
+        predictions = iter(self._classify([d for sample in samples for d in sample]))
+        scores = [mean_log_confidence([next(predictions).confidence for _ in sample]) for sample in samples]
+        floor = -np.inf if upright is None else upright_score(upright) + UPRIGHT_BONUS
+        best = int(np.argmax(scores)) if scores else -1
+        return pages[best] if scores and scores[best] > floor else None
 
     def read(self, image: ImageInput) -> PageReading:
         """Read whatever the image holds (one digit, a number or a page): what a front end shows."""
         return self.read_page(image)
 
-    def _read_layout(self, layout: segment.NumberLayout) -> NumberReading:
-        """Classify a number's digits and possible joins in one runtime call, then settle the joins."""
-        predictions = self._classify(layout.digits + list(layout.joins.values()))
-        singles = predictions[: len(layout.digits)]
-        joined = dict(zip(layout.joins, predictions[len(layout.digits) :], strict=True))
-        # Joins first: the pieces of a broken digit may each be no digit, while their join is one.
-        digits = [p for p in settle_joins(singles, joined) if not self.is_no_digit(p)]
-        if not digits:
+    def _read_layout(self, number: segment.NumberLayout) -> NumberReading:
+        """Read one line of digits."""
+        return self._read_lines([number]).lines[0]
+
+    def _read_lines(self, lines: list[segment.NumberLayout], rotation: int = 0) -> PageReading:
+        """Classify every line's digits and possible joins in one runtime call, then settle the joins."""
+        batch = [d for line in lines for d in [*line.digits, *line.joins.values()]]
+        predictions = iter(self._classify(batch))
+        read = []
+        for line in lines:
+            singles = [next(predictions) for _ in line.digits]
+            joined = {i: next(predictions) for i in line.joins}
+            # Joins first: the pieces of a broken digit may each be no digit, while their join is one.
+            digits = [p for p in settle_joins(singles, joined) if not self.is_no_digit(p)]
+            if digits:
+                read.append(NumberReading(text="".join(str(p.digit) for p in digits), digits=digits))
+        if not read:
             raise EmptyImageError(NOT_A_DIGIT)
-        return NumberReading(text="".join(str(p.digit) for p in digits), digits=digits)
+        return PageReading(read, rotation)
 
     def classify28(self, batch: np.ndarray) -> np.ndarray:
         """Return (N, 10) probabilities for already-prepared (N, 28, 28) float32 inputs."""

@@ -25,6 +25,7 @@ from mnist_bot.preprocess import (
 MAX_DIGITS = 12
 JOIN_GAP = 0.5  # neighbours closer than this share of a digit's height may be one broken digit
 JOIN_ASPECT = 1.1  # ... if together they are no wider than this share of their height
+JOIN_TALLEST = 1.25  # ... counted as at most this many times the line's typical height
 FLAT_SHARE = 0.5  # a group less tall than this share of the digits is a piece of a neighbour
 MAX_SLOPE = 0.25  # steepest text line followed (about 14 degrees)
 DIGIT_HEIGHT_SHARE = 0.35  # ink at least this share as tall as the tallest blob may be a digit
@@ -142,10 +143,14 @@ def _span(group: list[Component]) -> tuple[int, int]:
 def attach_flat(groups: list[list[Component]]) -> list[list[Component]]:
     """Merge groups far shorter than the digits (the detached hat of a 5) into their nearer neighbour."""
     height = float(np.median([_height(g) for g in groups]))
+    middle = float(np.median([_middle(g) for g in groups]))
     merged = [list(g) for g in groups]
     i = 0
     while i < len(merged) and len(merged) > 1:
-        if _height(merged[i]) >= FLAT_SHARE * height:
+        # A hat sits above the line's middle; a short mark reaching below it is a small digit (an "o").
+        if _height(merged[i]) >= FLAT_SHARE * height or (
+            len(groups) >= 3 and max(c.y + c.h for c in merged[i]) > middle
+        ):
             i += 1
             continue
         gap, j = min((_gap_between(merged, i, k), k) for k in (i - 1, i + 1) if 0 <= k < len(merged))
@@ -163,6 +168,11 @@ def _height(group: list[Component]) -> int:
     return max(c.y + c.h for c in group) - min(c.y for c in group)
 
 
+def _middle(group: list[Component]) -> float:
+    """Return the vertical centre of a group's box."""
+    return (min(c.y for c in group) + max(c.y + c.h for c in group)) / 2
+
+
 def _gap_between(groups: list[list[Component]], i: int, j: int) -> int:
     """Return the horizontal gap between groups i and j, in either order."""
     return _gap(groups[min(i, j)], groups[max(i, j)])
@@ -173,10 +183,15 @@ def _gap(left: list[Component], right: list[Component]) -> int:
     return min(c.x for c in right) - max(c.x + c.w for c in left)
 
 
+def line_groups(ink: FoundInk) -> list[list[Component]]:
+    """Group the ink of one text line into characters, left to right."""
+    blobs = on_text_line(main_blobs(ink.blobs, stroke_clusters(ink.labels, ink.blobs)))
+    return attach_small(attach_flat(group_columns(blobs)), ink.blobs)
+
+
 def digit_groups(ink: FoundInk) -> list[list[Component]]:
     """Group found ink into digits, left to right (empty when none looks like a digit)."""
-    blobs = on_text_line(main_blobs(ink.blobs, stroke_clusters(ink.labels, ink.blobs)))
-    groups = attach_small(attach_flat(group_columns(blobs)), ink.blobs)
+    groups = line_groups(ink)
     if not ink.drawing:
         groups = [g for g in groups if not is_background_mark(g, ink.labels.shape, ink.sparse, ink.labels)]
     return groups[:MAX_DIGITS]
@@ -185,7 +200,9 @@ def digit_groups(ink: FoundInk) -> list[list[Component]]:
 def could_be_one(left: list[Component], right: list[Component], height: float) -> bool:
     """Tell whether two neighbouring groups are close and narrow enough to be one broken digit."""
     width = max(c.x + c.w for c in right) - min(c.x for c in left)
-    return _gap(left, right) <= JOIN_GAP * height and width <= JOIN_ASPECT * _height(left + right)
+    # As tall as the whole, but no taller than the line's digits: a 7's long tail beside a 3 is no digit.
+    tall = min(_height(left + right), JOIN_TALLEST * height)
+    return _gap(left, right) <= JOIN_GAP * height and width <= JOIN_ASPECT * tall
 
 
 def layout(ink: FoundInk, groups: list[list[Component]]) -> NumberLayout:

@@ -1,0 +1,364 @@
+"""Pages: find every digit of an image, group them into lines in reading order, prepare each.
+
+One path for every image: a single digit and a single number are pages of one line. The page's
+own digit height, not the image's side, sets the resolution the ink is read at and every
+distance used to tell characters, lines and stray marks apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from mnist_bot import segment
+from mnist_bot.errors import EmptyImageError
+from mnist_bot.preprocess import (
+    EMPTY_MESSAGE,
+    Box,
+    Component,
+    FoundInk,
+    ImageInput,
+    PreparedDigit,
+    find_decoded_ink,
+    ink_image,
+    label_ink,
+    load_image_scaled,
+    prepare_found_digit,
+    union_box,
+)
+
+MIN_TURN_CHARACTERS = 3  # a page of this many characters may lie sideways; fewer are read as they stand
+MIN_DIGIT_PX = 24  # working px: a page's digits shorter than this are re-read at a finer resolution...
+TARGET_DIGIT_PX = 40  # ... one that makes them this tall
+MAX_WORK_PIXELS = 16_000_000  # the finest working resolution, for memory (a 35 MP form fits at about 0.7x)
+MAIN_SHARE = 0.4  # blobs at least this share as tall as the page's tall ones are characters; less are pieces
+LINE_OVERLAP = 0.4  # neighbours on a line share at least this share of the shorter one's rows...
+LINE_REACH = 2.5  # ... and lie at most this many digit heights apart
+STACK_GAP = 0.2  # pieces of one digit stacked with a gap under this share of the taller are one character
+ROW_DRIFT = 0.5  # pieces of one row (grid columns far apart) lie within this many digit heights of its line
+PIECE_DRIFT = 0.75  # a small piece (a 5's hat, a dot of a broken stroke) lies this close to its line
+TALLEST_SHARE = 2.5  # ink this many times taller than the digits is a paper edge or a rule, not a character
+MIN_LINE_SHARE = 0.6  # a line whose tallest character is shorter than this share of the digits is a mark
+SPECK_SHARE = 0.25  # ink no bigger than this share of the digits is a speck or a dot, not a digit
+WORD_ASPECT = 2.5  # ink this many times wider than tall is a word or a rule, never one digit
+SEPARATOR_ASPECT = 1.5  # a flat mark this much wider than tall at mid-height is a dash between digits
+
+
+@dataclass(frozen=True)
+class PageLayout:
+    """A page's lines top to bottom, each a number's digits left to right with possible joins.
+
+    `rotation` is how far (degrees, counter-clockwise) the page was turned to read it this way;
+    the boxes are in the input's own, unturned pixels.
+    """
+
+    lines: list[segment.NumberLayout]
+    rotation: int = 0
+
+
+def prepare_page(image: ImageInput) -> PageLayout:
+    """Find, order and prepare every digit of an upright image (one decode; two for fine print)."""
+    return PageLayout(ink_layout(page_ink(image)))
+
+
+def may_lie_turned(ink: FoundInk) -> bool:
+    """Tell whether found ink is a page of enough characters that it may have been photographed turned."""
+    return ink.origin == (0, 0) and len(page_characters(ink)) >= MIN_TURN_CHARACTERS
+
+
+def turned_layouts(ink: FoundInk) -> list[PageLayout]:
+    """Lay out a page turned a quarter, a half and three quarters counter-clockwise.
+
+    A document photographed sideways or upside down carries no EXIF orientation to say so: the
+    caller reads each way up and keeps the one the classifier reads best.
+    """
+    return [turned_layout(ink, quarter) for quarter in (1, 2, 3)]
+
+
+def ink_layout(ink: FoundInk) -> list[segment.NumberLayout]:
+    """Lay out found ink as lines of digits; one row is one digit or one number, as read() read them."""
+    rows = page_rows(ink)
+    if not is_page(rows):
+        return [single_line(ink)]
+    return [layout for layout in (row_layout(ink, row) for row in rows) if layout is not None]
+
+
+def turned_layout(ink: FoundInk, quarter: int) -> PageLayout:
+    """Lay out the ink turned `quarter` quarter-turns counter-clockwise, boxes mapped back to the input."""
+    turned = turned_ink(ink, quarter)
+    shape = (round(turned.labels.shape[0] / ink.scale), round(turned.labels.shape[1] / ink.scale))
+    lines = [unturned_line(line, shape, quarter) for line in ink_layout(turned)] if turned.blobs else []
+    return PageLayout(lines, rotation=90 * quarter)
+
+
+def turned_ink(ink: FoundInk, quarter: int) -> FoundInk:
+    """Turn found ink (labels and blob boxes) `quarter` quarter-turns counter-clockwise."""
+    labels = ink.labels
+    blobs = ink.blobs
+    for _ in range(quarter):
+        blobs = [turned_component(c, labels.shape[1]) for c in blobs]
+        labels = np.rot90(labels)
+    return replace(ink, labels=np.ascontiguousarray(labels), blobs=blobs)
+
+
+def turned_component(c: Component, width: int) -> Component:
+    """Return a blob's box after a quarter-turn counter-clockwise of an image `width` px wide."""
+    return replace(c, x=c.y, y=width - c.x - c.w, w=c.h, h=c.w)
+
+
+def unturned_line(line: segment.NumberLayout, shape: tuple[int, int], quarter: int) -> segment.NumberLayout:
+    """Map a turned line's boxes (in the turned input's pixels, of `shape`) back to the input's."""
+
+    def back(digit: PreparedDigit) -> PreparedDigit:
+        return replace(digit, box=unturned_box(digit.box, shape, quarter))
+
+    return segment.NumberLayout([back(d) for d in line.digits], {i: back(d) for i, d in line.joins.items()})
+
+
+def unturned_box(box: Box, shape: tuple[int, int], quarter: int) -> Box:
+    """Turn a box back by `quarter` quarter-turns clockwise; `shape` (H, W) is the turned image's."""
+    height, width = shape
+    for _ in range(quarter):  # one clockwise quarter-turn of an H x W image
+        box = Box(height - box.y - box.h, box.x, box.h, box.w)
+        height, width = width, height
+    return box
+
+
+def is_page(rows: list[list[Component]]) -> bool:
+    """Tell whether rows of characters are lines of a page, not one digit or number with stray ink.
+
+    Two rows of one character each are more often one digit broken across its middle, or a digit
+    over a shadow, than two digits written one above the other.
+    """
+    counts = [len(row) for row in rows]
+    return len(counts) >= 3 or (len(counts) == 2 and max(counts) >= 2)
+
+
+def single_line(ink: FoundInk) -> segment.NumberLayout:
+    """Prepare the one number or the one digit of an image (the latter chosen among stray marks)."""
+    groups = segment.digit_groups(ink)
+    if len(groups) >= 2:
+        return segment.layout(ink, groups)
+    return segment.NumberLayout([prepare_found_digit(ink)])
+
+
+def page_ink(image: ImageInput) -> FoundInk:
+    """Find an image's ink at a resolution where its digits are tall enough to read."""
+    array, decode_scale = load_image_scaled(image)
+    found = find_decoded_ink(image, array, decode_scale)
+    if found.origin != (0, 0):  # zoomed in onto one small digit: already at full size
+        return found
+    input_shape = (array.shape[0] / decode_scale, array.shape[1] / decode_scale)
+    scale = finer_scale(found, input_shape)
+    if scale is None:
+        return found
+    full = array if decode_scale == 1 else load_image_scaled(image, draft=False)[0]
+    finer = ink_image(full, work_side=round(max(full.shape[:2]) * scale))
+    return label_ink(finer, finer.scale)
+
+
+def finer_scale(found: FoundInk, input_shape: tuple[float, float]) -> float | None:
+    """Return the working scale (px per input px) that makes small digits TARGET_DIGIT_PX tall, or None."""
+    height = digit_height(found.blobs)
+    if height >= MIN_DIGIT_PX:
+        return None
+    finest = min(1.0, float(np.sqrt(MAX_WORK_PIXELS / (input_shape[0] * input_shape[1]))))
+    scale = min(finest, found.scale * TARGET_DIGIT_PX / height)
+    return scale if scale > 1.2 * found.scale else None
+
+
+def digit_height(blobs: list[Component]) -> float:
+    """Estimate the page's digit height: the median height of its character-sized blobs (working px)."""
+    heights = np.array([c.h for c in blobs], np.float32)
+    tall = float(np.percentile(heights, 90))
+    return float(np.median(heights[heights >= MAIN_SHARE * tall]))
+
+
+def page_characters(ink: FoundInk) -> list[Component]:
+    """Return the blobs of character size: the ones lines are built from."""
+    height = digit_height(ink.blobs)
+    shape = ink.labels.shape
+    # A page's digits lie inside the frame; what touches it is a paper edge, a shadow or a cut-off mark.
+    return [c for c in ink.blobs if is_character_sized(c, height) and not touches_frame(c, shape)]
+
+
+def touches_frame(c: Component, shape: tuple[int, ...]) -> bool:
+    """Tell whether a blob touches the edge of the image."""
+    return c.x == 0 or c.y == 0 or c.x + c.w >= shape[1] or c.y + c.h >= shape[0]
+
+
+def page_rows(ink: FoundInk) -> list[list[Component]]:
+    """Group an image's blobs into text rows, top to bottom, each with its small pieces."""
+    height = digit_height(ink.blobs)
+    characters = page_characters(ink)
+    if not characters:
+        return []
+    rows = merge_row_fragments(linked_lines(characters, height), height)
+    rows = [row for row in rows if max(c.h for c in row) >= MIN_LINE_SHARE * height]
+    rows.sort(key=lambda row: row_centre(row, middle_x(ink.blobs)))
+    if not is_page(rows):
+        return rows
+    chosen = set(characters)
+    shape = ink.labels.shape
+    pieces = [
+        c for c in ink.blobs if c not in chosen and c.h < MAIN_SHARE * height and not touches_frame(c, shape)
+    ]
+    return attach_pieces(rows, pieces, height)
+
+
+def is_character_sized(blob: Component, height: float) -> bool:
+    """Tell whether a blob is as tall as the page's characters: not a piece, a rule or a paper edge."""
+    tall_enough = MAIN_SHARE * height <= blob.h <= TALLEST_SHARE * height
+    return tall_enough and blob.w <= WORD_ASPECT * max(blob.h, height)
+
+
+def linked_lines(characters: list[Component], height: float) -> list[list[Component]]:
+    """Join characters into line fragments: side by side on one line, or stacked pieces of one digit.
+
+    Neighbours on a line share rows and lie a few digits apart. Pieces of one broken digit (a 6's
+    stem over its loop) share columns with almost no gap, while lines of a page lie further apart.
+    """
+    top, left = (np.array([c.y for c in characters]), np.array([c.x for c in characters]))
+    bottom = top + np.array([c.h for c in characters])
+    right = left + np.array([c.w for c in characters])
+    shared_rows, row_gap = _overlap_and_gap(top, bottom)
+    shared_columns, column_gap = _overlap_and_gap(left, right)
+    heights, widths = bottom - top, right - left
+    side_by_side = (shared_rows >= LINE_OVERLAP * np.minimum.outer(heights, heights)) & (
+        column_gap <= LINE_REACH * height
+    )
+    stacked = (shared_columns >= 0.5 * np.minimum.outer(widths, widths)) & (
+        row_gap <= STACK_GAP * np.maximum.outer(heights, heights)
+    )
+    return [[characters[i] for i in members] for members in connected(side_by_side | stacked)]
+
+
+def _overlap_and_gap(start: np.ndarray, end: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return, for every pair of intervals, how much they overlap and the gap between them (px)."""
+    overlap = np.minimum.outer(end, end) - np.maximum.outer(start, start)
+    return overlap, -overlap
+
+
+def connected(linked: np.ndarray) -> list[list[int]]:
+    """Return the connected groups of a symmetric boolean adjacency matrix (union-find)."""
+    parent = list(range(len(linked)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i, j in zip(*np.nonzero(np.triu(linked, 1)), strict=True):
+        parent[root(int(i))] = root(int(j))
+    groups: dict[int, list[int]] = {}
+    for i in range(len(linked)):
+        groups.setdefault(root(i), []).append(i)
+    return list(groups.values())
+
+
+def merge_row_fragments(fragments: list[list[Component]], height: float) -> list[list[Component]]:
+    """Merge fragments on one row (grid columns, words far apart) that do not overlap side by side."""
+    rows: list[list[Component]] = []
+    fits: list[tuple[float, float]] = []  # each row's centre line, refitted as it grows
+    for fragment in sorted(fragments, key=lambda f: -len(f)):  # long fragments fix the lines best
+        x = middle_x(fragment)
+        centre = row_centre(fragment, x)
+        drifts = [
+            (abs(intercept + slope * x - centre), i)
+            for i, (intercept, slope) in enumerate(fits)
+            if not overlaps_columns(rows[i], fragment)
+        ]
+        drift, home = min(drifts, default=(np.inf, -1))
+        if drift <= ROW_DRIFT * height:
+            rows[home].extend(fragment)
+            fits[home] = line_fit(rows[home])
+        else:
+            rows.append(list(fragment))
+            fits.append(line_fit(fragment))
+    return rows
+
+
+def overlaps_columns(row: list[Component], fragment: list[Component]) -> bool:
+    """Tell whether a fragment lies over or under a row's characters rather than beside them."""
+    span = union_box(fragment)
+    return any(min(c.x + c.w, span.x + span.w) - max(c.x, span.x) > 0.5 * c.w for c in row)
+
+
+def middle_x(blobs: list[Component]) -> float:
+    """Return the mean horizontal centre of some blobs."""
+    return float(np.mean([c.x + c.w / 2 for c in blobs]))
+
+
+def row_centre(row: list[Component], x: float) -> float:
+    """Return the height of a row's centre line at column `x`, following its slope."""
+    intercept, slope = line_fit(row)
+    return intercept + slope * x
+
+
+def line_fit(row: list[Component]) -> tuple[float, float]:
+    """Fit a row's centre line robustly: return its intercept and slope (Theil-Sen, as a number's)."""
+    centres_x = np.array([c.x + c.w / 2 for c in row])
+    centres_y = np.array([c.y + c.h / 2 for c in row])
+    height = float(np.median([c.h for c in row]))
+    slope = segment.line_slope(centres_x, centres_y, height) if len(row) > 1 else 0.0
+    return float(np.median(centres_y - slope * centres_x)), slope
+
+
+def attach_pieces(
+    rows: list[list[Component]], pieces: list[Component], height: float
+) -> list[list[Component]]:
+    """Give each small piece to the row it lies on (within reach of its characters); drop the rest."""
+    spans = [union_box(row) for row in rows]
+    lines = [line_fit(row) for row in rows]
+    for piece in pieces:
+        x, y = piece.x + piece.w / 2, piece.y + piece.h / 2
+        near = [
+            (abs(intercept + slope * x - y), i)
+            for i, (intercept, slope) in enumerate(lines)
+            if spans[i].x - height <= x <= spans[i].x + spans[i].w + height
+        ]
+        if near and min(near)[0] <= PIECE_DRIFT * height:
+            rows[min(near)[1]].append(piece)
+    return rows
+
+
+def row_layout(ink: FoundInk, row: list[Component]) -> segment.NumberLayout | None:
+    """Prepare one row's digits (and possible joins) from a crop of the page's labels around it."""
+    line = row_ink(ink, row)
+    height = digit_height(line.blobs)
+    groups = [g for g in segment.line_groups(line) if is_digit_candidate(g, height)]
+    return segment.layout(line, groups) if groups else None
+
+
+def row_ink(ink: FoundInk, row: list[Component]) -> FoundInk:
+    """Cut the labels around one row so per-row work costs the row's area, not the page's."""
+    box = union_box(row)
+    margin = 4
+    x0, y0 = max(0, box.x - margin), max(0, box.y - margin)
+    x1 = min(ink.labels.shape[1], box.x + box.w + margin)
+    y1 = min(ink.labels.shape[0], box.y + box.h + margin)
+    blobs = [replace(c, x=c.x - x0, y=c.y - y0) for c in row]
+    origin = (ink.origin[0] + round(x0 / ink.scale), ink.origin[1] + round(y0 / ink.scale))
+    return replace(ink, labels=ink.labels[y0:y1, x0:x1], blobs=blobs, origin=origin)
+
+
+def is_digit_candidate(group: list[Component], height: float) -> bool:
+    """Tell whether a group of blobs on a line may be a digit: not a word, a rule, a dash or a speck."""
+    box: Box = union_box(group)
+    if box.w > WORD_ASPECT * box.h or max(box.w, box.h) < SPECK_SHARE * height:
+        return False
+    return not (box.w >= SEPARATOR_ASPECT * box.h and box.h < MAIN_SHARE * height)
+
+
+def prepared_digits(page: PageLayout) -> list[PreparedDigit]:
+    """Return every prepared digit of a page, in reading order."""
+    return [digit for line in page.lines for digit in line.digits]
+
+
+def require_digits(page: PageLayout) -> PageLayout:
+    """Raise EmptyImageError when a page has no digit at all."""
+    if not prepared_digits(page):
+        raise EmptyImageError(EMPTY_MESSAGE)
+    return page

@@ -1,0 +1,142 @@
+"""The page layout stage: every digit of an image, in lines, in reading order, read once."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from mnist_bot import PageReading, Recognizer
+from mnist_bot.data import Mnist
+from mnist_bot.layout import connected, unturned_box
+from mnist_bot.preprocess import Box
+from tests.conftest import encode
+
+pytestmark = pytest.mark.slow
+
+DIGIT_PX = 60  # digit height on the test pages
+
+
+def clear_digits(mnist: Mnist) -> dict[int, list[np.ndarray]]:
+    """Return MNIST test digits grouped by label, in test-set order."""
+    out: dict[int, list[np.ndarray]] = {}
+    for image, label in zip(mnist.test.images[:2000], mnist.test.labels[:2000], strict=True):
+        out.setdefault(int(label), []).append(image)
+    return out
+
+
+def page_of(
+    rows: list[str],
+    pool: dict[int, list[np.ndarray]],
+    slope_degrees: float = 0.0,
+    gaps: list[int] | None = None,
+    indent: list[int] | None = None,
+) -> np.ndarray:
+    """Draw rows of MNIST test digits, dark on light paper, as a uint8 grey page."""
+    width = 120 + max(len(r) for r in rows) * 70 + max(indent or [0])
+    page = np.full((160 + len(rows) * 130, width), 235, np.uint8)
+    slope = np.tan(np.radians(slope_degrees))
+    used: dict[int, int] = {}
+    for r, row in enumerate(rows):
+        x = 60 + (indent[r] if indent else 0)
+        for ch in row:
+            if ch == " ":
+                x += 70
+                continue
+            digit = int(ch)
+            sample = pool[digit][used.get(digit, 0) % len(pool[digit])]
+            used[digit] = used.get(digit, 0) + 1
+            big = cv2.resize(sample, (DIGIT_PX, DIGIT_PX), interpolation=cv2.INTER_LINEAR)
+            y = round(80 + r * 130 + slope * x)
+            window = page[y : y + DIGIT_PX, x : x + DIGIT_PX]
+            ink = (235 - big.astype(np.int32) * 205 // 255).astype(np.uint8)
+            np.minimum(window, ink, out=window)
+            x += 70 + (gaps[r] if gaps else 0)
+    return page
+
+
+def read(recognizer: Recognizer, page: np.ndarray) -> PageReading:
+    """Read a page as the front ends do, from PNG bytes."""
+    return recognizer.read(encode(Image.fromarray(page)))
+
+
+def test_rows_read_top_to_bottom_left_to_right(recognizer: Recognizer, mnist: Mnist) -> None:
+    """Four rows of different lengths read as four lines, not columns squeezed into bars."""
+    rows = ["3141", "59265", "358", "9793"]
+    reading = read(recognizer, page_of(rows, clear_digits(mnist)))
+    assert reading.text == "\n".join(rows)
+    assert [len(line.digits) for line in reading.lines] == [4, 5, 3, 4]
+
+
+def test_sloped_lines_are_followed(recognizer: Recognizer, mnist: Mnist) -> None:
+    """Lines sloping a few degrees (a photo at a slant) still read line by line."""
+    rows = ["012345", "678901"]
+    assert read(recognizer, page_of(rows, clear_digits(mnist), slope_degrees=4)).text == "\n".join(rows)
+
+
+def test_ragged_lines_and_wide_gaps_stay_one_line(recognizer: Recognizer, mnist: Mnist) -> None:
+    """A grid's columns far apart and lines indented differently read row by row."""
+    rows = ["0 1 2", "3 4 5", "6 7"]
+    reading = read(recognizer, page_of(rows, clear_digits(mnist), indent=[0, 40, 10]))
+    assert reading.text == "012\n345\n67"
+
+
+def test_boxes_are_in_input_pixels_and_in_order(recognizer: Recognizer, mnist: Mnist) -> None:
+    """Each digit's box covers where it was drawn, in the input's pixels, in reading order."""
+    reading = read(recognizer, page_of(["12", "34"], clear_digits(mnist)))
+    boxes = [p.box for p in reading.digits]
+    assert all(box is not None for box in boxes)
+    lefts = [box.x for box in boxes if box is not None]
+    tops = [box.y for box in boxes if box is not None]
+    assert lefts[0] < lefts[1] and lefts[2] < lefts[3]
+    assert max(tops[:2]) < min(tops[2:])
+    assert all(50 <= box.x <= 200 and 60 <= box.y <= 300 for box in boxes if box is not None)
+
+
+def test_a_sideways_page_is_read_upright(recognizer: Recognizer, mnist: Mnist) -> None:
+    """A page lying on its side (no EXIF to say so) is turned by the readings, boxes mapped back."""
+    rows = ["2045", "3867"]
+    page = page_of(rows, clear_digits(mnist))
+    sideways = np.ascontiguousarray(np.rot90(page, -1))  # tops of the digits point right
+    reading = read(recognizer, sideways)
+    assert reading.rotation == 90
+    assert reading.text == "\n".join(rows)
+    box = reading.digits[0].box
+    assert box is not None and box.x > sideways.shape[1] // 2  # the first line lies on the right
+
+
+def test_one_digit_and_one_number_are_one_line(recognizer: Recognizer, mnist: Mnist) -> None:
+    """A single digit and a single number are pages of one line."""
+    pool = clear_digits(mnist)
+    assert read(recognizer, page_of(["7"], pool)).text == "7"
+    number = read(recognizer, page_of(["2048"], pool))
+    assert number.text == "2048" and len(number.lines) == 1 and number.rotation == 0
+
+
+def test_dashes_between_digit_groups_are_not_digits(recognizer: Recognizer, mnist: Mnist) -> None:
+    """A phone number's dashes are separators, not 1s or 7s, and split no digit."""
+    page = page_of(["555 0123", "867 5309"], clear_digits(mnist))
+    for row in range(2):
+        y = 80 + row * 130 + DIGIT_PX // 2
+        page[y - 2 : y + 3, 60 + 3 * 70 + 12 : 60 + 3 * 70 + 58] = 30
+    assert read(recognizer, page).text == "5550123\n8675309"
+
+
+def test_connected_groups() -> None:
+    """Union-find groups the pairs linked directly or through others."""
+    linked = np.zeros((5, 5), bool)
+    for i, j in [(0, 2), (2, 4)]:
+        linked[i, j] = linked[j, i] = True
+    assert sorted(sorted(g) for g in connected(linked)) == [[0, 2, 4], [1], [3]]
+
+
+@pytest.mark.parametrize("quarter", [1, 2, 3])
+def test_unturned_box_inverts_numpy_rot90(quarter: int) -> None:
+    """A box found in an image turned by np.rot90 maps back onto the same pixels."""
+    image = np.zeros((40, 70), np.uint8)
+    image[5:12, 20:35] = 1
+    turned = np.rot90(image, quarter)
+    ys, xs = np.nonzero(turned)
+    box = Box(int(xs.min()), int(ys.min()), int(np.ptp(xs)) + 1, int(np.ptp(ys)) + 1)
+    assert unturned_box(box, turned.shape, quarter) == Box(20, 5, 15, 7)
