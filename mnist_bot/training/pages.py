@@ -240,17 +240,21 @@ def digit_masks(
 def write_line(
     items: Sequence[tuple[int | None, np.ndarray, float]],
     x0: float,
-    baseline: float,
+    baseline: tuple[float, float],
     slope: float,
     rng: np.random.Generator,
 ) -> list[Placed]:
-    """Write masks left to right from x0, each followed by its gap, bottoms on a sloped baseline."""
+    """Write masks left to right from x0, each followed by its gap, bottoms on a sloped baseline.
+
+    The baseline is (x, y) of a point it passes through: lines of one page share that x, so two
+    lines with other indents stay as far apart everywhere as where they cross it.
+    """
     rise = math.tan(math.radians(slope))
     placed, x = [], x0
     for digit, upright, gap in items:
         mask = syn.rotate_mask(upright, slope + rng.uniform(-3, 3))
         jitter = rng.uniform(-0.04, 0.04) * mask.shape[0]
-        y = baseline - (x - x0) * rise - mask.shape[0] + jitter
+        y = baseline[1] - (x - baseline[0]) * rise - mask.shape[0] + jitter
         placed.append(Placed(digit, mask, round(x), round(y)))
         x += mask.shape[1] + gap
     return placed
@@ -289,7 +293,7 @@ def stack_lines(
     room_w = shape[1] * (1 - 2 * MARGIN)
     page_slope = rng.uniform(-MAX_SLOPE, MAX_SLOPE)
     pitch = height * rng.uniform(1.6, 2.2)
-    drop = room_w * math.tan(math.radians(MAX_SLOPE))
+    drop = room_w / 2 * math.tan(math.radians(MAX_SLOPE + 0.5))  # lines pivot on the page's middle
     top = shape[0] * MARGIN + drop + height
     room_h = shape[0] * (1 - MARGIN) - drop - top
     pitch = max(min(pitch, room_h / max(len(lines) - 1, 1) / 1.1), 1.4 * height)
@@ -299,8 +303,8 @@ def stack_lines(
     for wanted in lines:
         items = fit_items(wanted, room_w)
         x0 = shape[1] * MARGIN + rng.uniform(0, max(room_w - line_width(items), 0))
-        slope = float(np.clip(page_slope + rng.uniform(-0.8, 0.8), -MAX_SLOPE, MAX_SLOPE))
-        out.append(write_line(items, x0, baseline, slope, rng))
+        slope = float(np.clip(page_slope + rng.uniform(-0.5, 0.5), -MAX_SLOPE, MAX_SLOPE))
+        out.append(write_line(items, x0, (shape[1] / 2, baseline), slope, rng))
         baseline += pitch * rng.uniform(0.95, 1.1)
     return out
 
