@@ -33,7 +33,7 @@ from mnist_bot.preprocess import (
 MAX_WHOLE_GROUPS = 3  # a line of up to this many groups may be one digit in pieces
 WHOLE_ASPECT = 1.2  # ... if together no wider than this share of their height
 MIN_TURN_CHARACTERS = 3  # a page of this many characters may lie sideways; fewer are read as they stand
-MIN_DIGIT_PX = 24  # working px: a page's digits shorter than this are re-read at a finer resolution...
+MIN_DIGIT_PX = 36  # working px: a page's digits shorter than this are re-read at a finer resolution...
 TARGET_DIGIT_PX = 40  # ... one that makes them this tall
 BACKGROUND_DIGITS = 4  # the paper's brightness is estimated over this many digit heights
 MAX_WORK_PIXELS = 16_000_000  # the finest working resolution, for memory (a 35 MP form fits at about 0.7x)

@@ -142,7 +142,9 @@ def test_unturned_box_inverts_numpy_rot90(quarter: int) -> None:
     assert unturned_box(box, turned.shape, quarter) == Box(20, 5, 15, 7)
 
 
-def boxed_form(pool: dict[int, list[np.ndarray]], rows: list[str], cell: int = 80, digit: int = 50) -> np.ndarray:
+def boxed_form(
+    pool: dict[int, list[np.ndarray]], rows: list[str], cell: int = 80, digit: int = 50
+) -> np.ndarray:
     """Draw a printed form: a box per digit, each with a handwritten MNIST test digit inside."""
     page = np.full((100 + len(rows) * (cell + 20), 100 + max(len(r) for r in rows) * cell), 240, np.uint8)
     for r, row in enumerate(rows):
