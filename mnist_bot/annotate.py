@@ -21,14 +21,22 @@ LABEL_TEXT = (255, 255, 255)
 def _decoded(image: ImageInput) -> tuple[Image.Image, float]:
     """Return the upright input as RGB and the scale from the input's own pixels to it."""
     if isinstance(image, Image.Image):
-        return image.convert("RGB"), 1.0
+        return _on_white(image), 1.0
     if isinstance(image, np.ndarray):
-        return Image.fromarray(_as_uint8(image)).convert("RGB"), 1.0
+        return _on_white(Image.fromarray(_as_uint8(image))), 1.0
     data = Path(image).read_bytes() if isinstance(image, str | os.PathLike) else bytes(image)
     # A drafted JPEG decodes faster and smaller; boxes are scaled from the file's pixels to it.
     decoded = open_image(data, draft=True)
     original = int(decoded.info.get("original_side", max(decoded.size)))
     return decoded.convert("RGB"), max(decoded.size) / original
+
+
+def _on_white(image: Image.Image) -> Image.Image:
+    """Return an image as RGB, transparent parts (a drawing pad's clear paper) made white."""
+    if image.mode not in {"RGBA", "LA", "PA"} and "transparency" not in image.info:
+        return image.convert("RGB")
+    rgba = image.convert("RGBA")
+    return Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba).convert("RGB")
 
 
 def _as_uint8(array: np.ndarray) -> np.ndarray:
@@ -66,7 +74,11 @@ def _label_text(prediction: Prediction) -> str:
 
 
 def _draw_label(
-    draw: ImageDraw.ImageDraw, corner: tuple[int, int], text: str, font: ImageFont.FreeTypeFont, colour: tuple
+    draw: ImageDraw.ImageDraw,
+    corner: tuple[int, int],
+    text: str,
+    font: ImageFont.FreeTypeFont | ImageFont.ImageFont,
+    colour: tuple[int, int, int],
 ) -> None:
     """Write `text` on a filled tag just above `corner` (inside the image when there is no room)."""
     left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
@@ -88,5 +100,5 @@ def annotate(image: ImageInput, page: PageReading, max_side: int = MAX_SIDE) -> 
     for prediction, corners in placed:
         colour = UNSURE_COLOUR if prediction.unsure else SURE_COLOUR
         draw.rectangle(corners, outline=colour, width=width)
-        _draw_label(draw, (corners[0], corners[1]), _label_text(prediction), font, colour)  # type: ignore[arg-type]
+        _draw_label(draw, (corners[0], corners[1]), _label_text(prediction), font, colour)
     return picture

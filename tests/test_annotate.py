@@ -85,3 +85,10 @@ def test_a_real_page_is_annotated_on_every_digit(recognizer: Recognizer, mnist: 
         assert prediction.box is not None
         box = prediction.box
         assert ink[box.y : box.y + box.h, box.x].mean() > 0.9  # every box's left edge is drawn
+
+
+def test_a_transparent_canvas_is_drawn_on_white_paper() -> None:
+    rgba = np.zeros((280, 280, 4), np.uint8)  # a drawing pad: black ink, coverage in alpha
+    rgba[100:180, 130:150, 3] = 255
+    drawn = np.asarray(annotate(rgba, page([digit(1, Box(130, 100, 20, 80))])))
+    assert (drawn[10, 10] == 255).all() and (drawn[140, 140] == 0).all()

@@ -17,12 +17,14 @@ from traitlets import Instance, Union
 from mnist_bot import (
     InvalidImageError,
     NumberReading,
+    PageReading,
     Prediction,
     Recognizer,
     RecognizerError,
 )
+from mnist_bot.annotate import annotate
 from mnist_bot.config import load_settings
-from mnist_bot.preprocess import open_image
+from mnist_bot.preprocess import ImageInput, open_image
 from widgets import bubbles
 from widgets.pad import DrawingPad
 from widgets.raster import DEFAULT_PEN_WIDTH, PAD_SIZE, image_to_png, mask_to_png, mask_to_rgba
@@ -32,10 +34,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-Answer = Prediction | NumberReading
+Answer = Prediction | NumberReading | PageReading
+PAGE_SIDE = 480  # the annotated picture of a page, in the chat
 LIVE_INTERVAL_S = 0.3  # at most ~3 live predictions a second keeps the kernel free for drawing events
 THUMB_SIDE = 96
-GREETING = "Hi! Draw a digit on the pad and press Send (or Enter), or upload a photo of a digit or a number."
+GREETING = (
+    "Hi! Draw a digit (or a number, or rows of them) on the pad and press Send (or Enter), "
+    "or upload a photo of a digit, a number or a page."
+)
 EMPTY_PAD = "Draw a digit first: the pad is empty."
 APOLOGY = "Sorry, something went wrong on my side. Please try again."
 LIVE_HINT = "live: draw to see my guess"
@@ -46,7 +52,8 @@ class ChatMessage:
     """One transcript entry: who said it, what kind it is, its plain text and the HTML shown."""
 
     role: str  # "user" | "bot"
-    kind: str  # user: "image" | "text"; bot: "answer" | "number" | "hint" | "error" | "apology" | "thanks"
+    # user: "image" | "text"; bot: "answer" | "number" | "page" | "hint" | "error" | "apology" | "thanks"
+    kind: str
     text: str
     html: str
     answer: Answer | None = None
@@ -58,10 +65,20 @@ def default_recognizer() -> Recognizer:
     return Recognizer.load()
 
 
-def read_photo(recognizer: Recognizer, data: bytes) -> Answer:
-    """Read a number when the photo shows two or more digits, else the single digit (as the bot does)."""
-    reading = recognizer.read(data)
+def read_any(recognizer: Recognizer, image: ImageInput) -> Answer:
+    """Read a digit, a number (one line) or a page (several lines), as the bot does."""
+    reading = recognizer.read(image)
+    if len(reading.lines) > 1:
+        return reading
     return reading.lines[0] if len(reading.digits) >= 2 else reading.digits[0]
+
+
+read_photo = read_any  # the name earlier notebooks imported
+
+
+def annotated_png(image: ImageInput, page: PageReading, side: int = PAGE_SIDE) -> bytes:
+    """Return the page's picture with every digit's box and reading drawn on it, as PNG."""
+    return image_to_png(annotate(image, page), side)
 
 
 def photo_thumbnail(data: bytes, side: int = THUMB_SIDE) -> bytes | None:
@@ -85,11 +102,16 @@ class DigitChat(VBox):
     """A notebook chat: draw a digit (mouse, pen or finger) or upload a photo; the bot answers.
 
     A `VBox`, so it composes in layouts (`HBox([DigitChat(), other])`). `reading` holds the last
-    answer shown (a `Prediction`, or a `NumberReading` for a photo of a number): observe it with
+    answer shown (a `Prediction`, a `NumberReading` for a number, a `PageReading` for several
+    lines): observe it with
     `chat.observe(fn, "reading")` to react to each answer. It stays in Python, never synced to the page.
     """
 
-    reading = Union([Instance(Prediction), Instance(NumberReading)], default_value=None, allow_none=True)
+    reading = Union(
+        [Instance(Prediction), Instance(NumberReading), Instance(PageReading)],
+        default_value=None,
+        allow_none=True,
+    )
 
     def __init__(
         self,
@@ -205,7 +227,7 @@ class DigitChat(VBox):
         self.pad.clear()
         self._show_live(None, LIVE_HINT if self.live_toggle.value else "")
         image = mask_to_rgba(mask)
-        self._answer(lambda recognizer: recognizer.predict(image))
+        self._answer(lambda recognizer: read_any(recognizer, image), image)
 
     def send_photo(self, data: bytes, name: str = "photo") -> None:
         """Send an uploaded photo: show a thumbnail and answer with a digit or a number."""
@@ -214,7 +236,7 @@ class DigitChat(VBox):
             self._say_user(bubbles.user_text(name), "text", name)
         else:
             self._say_user(bubbles.user_image(thumbnail, name), "image", name)
-        self._answer(lambda recognizer: read_photo(recognizer, data))
+        self._answer(lambda recognizer: read_any(recognizer, data), data)
 
     def undo(self) -> None:
         """Remove the last stroke."""
@@ -228,10 +250,11 @@ class DigitChat(VBox):
 
     # ------------------------------------------------------------------ answering
 
-    def _answer(self, compute: Callable[[Recognizer], Answer]) -> None:
+    def _answer(self, compute: Callable[[Recognizer], Answer], image: ImageInput) -> None:
         """Run the recogniser and post its answer; errors become friendly bubbles, never exceptions."""
         try:
             result = compute(self.recognizer())
+            picture = annotated_png(image, result) if isinstance(result, PageReading) else b""
         except RecognizerError as exc:
             self._say_bot(str(exc), "error")
             return
@@ -239,7 +262,10 @@ class DigitChat(VBox):
             log.exception("DigitChat could not answer")
             self._say_bot(APOLOGY, "apology")
             return
-        if isinstance(result, NumberReading):
+        if isinstance(result, PageReading):
+            html = bubbles.page(result, picture)
+            self._post(ChatMessage("bot", "page", bubbles.page_text(result), html, result))
+        elif isinstance(result, NumberReading):
             self._post(
                 ChatMessage("bot", "number", bubbles.number_text(result), bubbles.number(result), result)
             )
