@@ -488,3 +488,21 @@ def test_a_page_gets_an_annotated_photo_and_its_lines_and_one_digit_is_fixed(
     with FeedbackStore(settings.db_path) as store:
         labels = [s.label for s in store.samples(key)]
     assert labels == [None] * 5 + [9] + [None] * 3
+
+
+def test_how_i_read_it_under_what_i_saw_sends_the_strip_of_stages(
+    fake: FakeTelegram, start_bot: Callable[..., RunningBot], digits: dict[int, np.ndarray]
+) -> None:
+    start_bot()
+    answer = fake.wait_reply(USER, fake.send_photo(USER, paper_photo([digits[3]])))
+    wait_answered(fake, tap(fake, USER, answer, "What I saw"))
+    saw = fake.wait_reply(USER, answer["message_id"])
+    assert [b["text"] for b in buttons(saw)] == ["🧭 How I read it"]
+    assert buttons(saw)[0]["callback_data"] == f"how:{answer_key(answer)}"
+    wait_answered(fake, tap(fake, USER, saw, "How I read it"))
+    strip = fake.wait_reply(USER, saw["message_id"])
+    assert strip["caption"] == replies.HOW_CAPTION
+    size = strip["photo"][0]
+    assert (
+        size["width"] > 3 * size["height"] and size["width"] <= 20 * size["height"]
+    )  # a strip Telegram takes

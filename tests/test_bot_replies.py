@@ -349,3 +349,9 @@ def test_pickers_stay_under_telegrams_button_limit() -> None:
         covered = [keyboards.parse(b.callback_data) for b in buttons[:-1]]
         assert sum(t.count for t in covered if t) == 3000  # every digit still reachable
     assert "Lines 1-4" in keyboards.line_picker("k", digits, spans).inline_keyboard[0][0].text
+
+
+def test_photo_shaped_pads_a_too_wide_strip() -> None:
+    assert images.photo_shaped(Image.new("RGB", (4000, 100))).size == (4000, 200)
+    wide_enough = Image.new("RGB", (400, 100))
+    assert images.photo_shaped(wide_enough) is wide_enough

@@ -275,6 +275,8 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     if tap.action == "saw":
         await show_what_i_saw(update, context, samples)
+    elif tap.action == "how":
+        await show_how_i_read(update, context, samples)
     elif tap.action == "set":
         await store_correction(update, context, tap, samples)
     else:
@@ -361,7 +363,30 @@ async def show_what_i_saw(
     )
     caption = replies.saw_caption([s.predicted for s in samples], photo_bytes is not None)
     reply_to = ReplyParameters(answer.message_id, allow_sending_without_reply=True) if answer else None
-    await context.bot.send_photo(chat_id, picture, caption=caption, reply_parameters=reply_to)
+    how = keyboards.explain_keyboard(samples[0].answer) if photo_bytes is not None else None
+    await context.bot.send_photo(
+        chat_id, picture, caption=caption, reply_parameters=reply_to, reply_markup=how
+    )
+
+
+async def show_how_i_read(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, samples: Sequence[Sample]
+) -> None:
+    """Read the photo again with every stage kept, and send the strip of stages."""
+    query = update.callback_query
+    assert query is not None
+    photo_bytes = await _refetch(context, samples[0].file_ref)
+    if photo_bytes is None:
+        await query.answer(replies.PHOTO_GONE, show_alert=True)
+        return
+    await query.answer()
+    answer = query.message
+    chat_id = answer.chat.id if answer is not None else query.from_user.id
+    with contextlib.suppress(TelegramError):
+        await context.bot.send_chat_action(chat_id, ChatAction.UPLOAD_PHOTO)
+    picture = await asyncio.to_thread(images.how_i_read, services(context).recognizer, photo_bytes)
+    reply_to = ReplyParameters(answer.message_id, allow_sending_without_reply=True) if answer else None
+    await context.bot.send_photo(chat_id, picture, caption=replies.HOW_CAPTION, reply_parameters=reply_to)
 
 
 async def _refetch(context: ContextTypes.DEFAULT_TYPE, file_ref: str | None) -> bytes | None:

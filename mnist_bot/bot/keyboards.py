@@ -14,7 +14,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 from mnist_bot.bot import replies
 
 MAX_CALLBACK_BYTES = 64
-ACTIONS = frozenset({"saw", "fix", "row", "pos", "set", "back"})
+ACTIONS = frozenset({"saw", "how", "fix", "row", "pos", "set", "back"})
 NUMBERS = {"row": 2, "pos": 1, "set": 2}  # how many numbers each action's callback data carries
 MAX_BUTTONS = 96  # Telegram allows about 100 buttons under a message; 4 stay free for "Back"
 PER_ROW = 4
@@ -77,6 +77,11 @@ def answer_keyboard(answer: str) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(
         [[_button("🔍 What I saw", Tap("saw", answer)), _button("✏️ Wrong? Fix it", Tap("fix", answer))]]
     )
+
+
+def explain_keyboard(answer: str) -> InlineKeyboardMarkup:
+    """The button under "What I saw" that sends the strip of every stage of the reading."""
+    return InlineKeyboardMarkup([[_button("🧭 How I read it", Tap("how", answer))]])
 
 
 def digit_keypad(answer: str, position: int) -> InlineKeyboardMarkup:

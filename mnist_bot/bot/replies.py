@@ -45,6 +45,11 @@ PICK_DIGIT = "Which digit is it really?"
 ANSWER_NOTE = "\n\n✅ "
 PHOTO_TIP = "A closer, sharper photo of a single digit helps."
 PICK_LINE = "Which line has the wrong digit?"
+HOW_CAPTION = (
+    "How I read it, left to right: your photo, the ink made bright, the ink mask, the blobs I "
+    "considered, the digits I chose (green sure, orange unsure) and each 28×28 the model saw."
+)
+PHOTO_GONE = "I can no longer fetch your photo from Telegram; send it again to see how I read it."
 MANY_DIGITS = 12  # more digits than this in one line are answered as a page: a picture, not a list
 MESSAGE_LIMIT = 4096  # characters in a Telegram message
 CAPTION_LIMIT = 1024  # characters in a photo's caption
