@@ -620,3 +620,28 @@ def test_rows_drawn_on_the_pad_read_as_a_page_drawn_on_white(chat: DigitChat) ->
         255,
     )  # the pad's clear paper is shown white, not black
     assert page_blue_pixels(reply.html) > 6 * 30
+
+
+def how_button(chat: DigitChat) -> Button:
+    """Return the "How I read it" button under the newest answer."""
+    row = chat.transcript.children[0].children[1]
+    return next(b for b in row.children if isinstance(b, Button) and b.description == "How I read it")
+
+
+def test_how_i_read_it_posts_the_strip_of_stages_of_a_drawing(chat: DigitChat) -> None:
+    draw_with_mouse(chat, SEVEN)
+    chat.send_button.click()
+    how_button(chat).click()
+
+    shown = chat.messages[-1]
+    assert (shown.role, shown.kind, shown.text) == ("bot", "explain", chat_module.HOW_TEXT)
+    strip = bubble_picture(shown.html)
+    assert strip.width > 4 * strip.height  # one panel per stage, side by side
+    assert np.asarray(strip)[10:100, 10:100].min() < 100  # the decoded drawing is shown: dark ink on white
+
+
+def test_how_i_read_it_is_offered_for_numbers_and_pages_too(chat: DigitChat) -> None:
+    strokes = [Stroke(tuple((x * 0.6 + 130 * i, y * 0.6 + 40) for x, y in SEVEN), 12) for i in range(3)]
+    upload(chat, png_of(strokes, (440, 260)), "number.png")
+    how_button(chat).click()
+    assert chat.messages[-1].kind == "explain" and chat.messages[-2].kind == "number"

@@ -138,6 +138,13 @@ def page(reading: PageReading, annotated_png: bytes) -> str:
     return _bubble(text + img, "bot", colour, "page", lines_attr)
 
 
+def explain(strip_png: bytes, text: str) -> str:
+    """Return the bot's bubble with the strip of every stage of a reading, scrollable sideways."""
+    img = png_img(strip_png, "each stage of the reading", "display:block;max-height:200px")
+    inner = f'<div>{escape(text)}</div><div style="overflow-x:auto;max-width:100%">{img}</div>'
+    return _bubble(inner, "bot", BOT_COLOUR, "explain")
+
+
 def live(prediction: Prediction | None, hint: str = "") -> str:
     """Return the small live-answer line under the pad."""
     text = hint if prediction is None else f"live: {answer_text(prediction)}"

@@ -24,6 +24,7 @@ from mnist_bot import (
 )
 from mnist_bot.annotate import annotate
 from mnist_bot.config import load_settings
+from mnist_bot.explain import explain, strip
 from mnist_bot.preprocess import ImageInput, open_image
 from widgets import bubbles
 from widgets.pad import DrawingPad
@@ -45,6 +46,7 @@ GREETING = (
 EMPTY_PAD = "Draw a digit first: the pad is empty."
 APOLOGY = "Sorry, something went wrong on my side. Please try again."
 LIVE_HINT = "live: draw to see my guess"
+HOW_TEXT = "How I read it: the ink, the mask, the blobs I considered, the digits I chose and each 28x28."
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,8 @@ class ChatMessage:
     """One transcript entry: who said it, what kind it is, its plain text and the HTML shown."""
 
     role: str  # "user" | "bot"
-    # user: "image" | "text"; bot: "answer" | "number" | "page" | "hint" | "error" | "apology" | "thanks"
+    # user: "image" | "text"; bot: "answer" | "number" | "page" | "explain" | "hint" | "error" | "apology"
+    # | "thanks"
     kind: str
     text: str
     html: str
@@ -74,6 +77,11 @@ def read_any(recognizer: Recognizer, image: ImageInput) -> Answer:
 
 
 read_photo = read_any  # the name earlier notebooks imported
+
+
+def explain_png(recognizer: Recognizer, image: ImageInput) -> bytes:
+    """Return the strip of every stage of reading `image` as PNG."""
+    return image_to_png(strip(explain(recognizer, image)))
 
 
 def annotated_png(image: ImageInput, page: PageReading, side: int = PAGE_SIDE) -> bytes:
@@ -262,27 +270,41 @@ class DigitChat(VBox):
             log.exception("DigitChat could not answer")
             self._say_bot(APOLOGY, "apology")
             return
+        row = self._answer_row(result, image)
         if isinstance(result, PageReading):
             html = bubbles.page(result, picture)
-            self._post(ChatMessage("bot", "page", bubbles.page_text(result), html, result))
+            self._post(ChatMessage("bot", "page", bubbles.page_text(result), html, result), row)
         elif isinstance(result, NumberReading):
-            self._post(
-                ChatMessage("bot", "number", bubbles.number_text(result), bubbles.number(result), result)
-            )
+            text, html = bubbles.number_text(result), bubbles.number(result)
+            self._post(ChatMessage("bot", "number", text, html, result), row)
         else:
-            message = ChatMessage(
-                "bot", "answer", bubbles.answer_text(result), bubbles.answer(result), result
-            )
-            self._post(message, self._correction_row(result))
+            text, html = bubbles.answer_text(result), bubbles.answer(result)
+            self._post(ChatMessage("bot", "answer", text, html, result), row)
         self.reading = result  # after the bubble is shown, so observers see the transcript with it
 
-    def _correction_row(self, prediction: Prediction) -> HBox:
-        """Return a "Wrong?" button that opens a 0-9 picker for the right label."""
+    def _answer_row(self, result: Answer, image: ImageInput) -> HBox:
+        """Return the buttons under an answer: "Wrong?" for one digit, and "How I read it"."""
         row = HBox(layout=Layout(margin="0 0 6px 6px", flex_flow="row wrap", align_items="center"))
+        how = Button(
+            description="How I read it", layout=Layout(width="auto"), tooltip="Show each stage of the reading"
+        )
+        how.on_click(self._guarded(lambda _: self.show_how(image)))
+        if not isinstance(result, Prediction):
+            row.children = (how,)
+            return row
         wrong = Button(description="Wrong?", layout=Layout(width="auto"), tooltip="Tell me the right digit")
-        wrong.on_click(self._guarded(lambda _: self._ask_label(row, prediction)))
-        row.children = (wrong,)
+        wrong.on_click(self._guarded(lambda _: self._ask_label(row, result)))
+        row.children = (wrong, how)
         return row
+
+    def show_how(self, image: ImageInput) -> None:
+        """Post the strip of every stage of reading `image` (as `mnist-bot explain` draws it)."""
+        try:
+            picture = explain_png(self.recognizer(), image)
+        except RecognizerError as exc:
+            self._say_bot(str(exc), "error")
+            return
+        self._post(ChatMessage("bot", "explain", HOW_TEXT, bubbles.explain(picture, HOW_TEXT)))
 
     def _ask_label(self, row: HBox, prediction: Prediction) -> None:
         """Replace the "Wrong?" button with one button per digit."""
