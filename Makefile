@@ -91,6 +91,8 @@ format: $(TEST_STAMP)
 bench: $(TEST_STAMP)  ## speed, memory, robustness and bot load benchmarks
 	$(BIN)/python benchmarks/speed.py
 	$(BIN)/python benchmarks/robustness.py
+	$(BIN)/python benchmarks/pages.py
+	$(BIN)/python benchmarks/page_speed.py
 	$(BIN)/python benchmarks/bench_bot_load.py
 
 HANDWRITING_DIR ?= $(abspath ../shared/handwriting)

@@ -303,13 +303,25 @@ def frame_shape(rng: np.random.Generator) -> tuple[int, int]:
 
 def photograph(ink: np.ndarray, rng: np.random.Generator) -> bytes:
     """Render an ink mask (H, W) float32 as paper under phone-camera conditions; return JPEG bytes."""
-    image = draw_ink(paper(ink.shape, rng), ink, rng)
-    image = perspective(image, rng)
+    return photograph_sheet(paper(ink.shape, rng), ink, rng)[0]
+
+
+def photograph_sheet(
+    sheet: np.ndarray, ink: np.ndarray, rng: np.random.Generator, blur_scale: float | None = None
+) -> tuple[bytes, np.ndarray]:
+    """Write an ink mask on a sheet (H, W, 3) and photograph it: JPEG bytes and the 3x3 sheet-to-photo warp.
+
+    Pages need the warp to carry their digits' boxes into the photo, and a `blur_scale` tied to
+    their small digits (the default, the frame's long side / 1000, would blur a 30 px digit away).
+    """
+    image = draw_ink(sheet, ink, rng)
+    matrix = perspective_matrix(image.shape[:2], rng)
+    image = warp(image, matrix)
     image = lighting(image, rng)
     image = shadow(image, rng)
-    image = camera_blur(image, rng)
+    image = camera_blur(image, rng, blur_scale)
     image += fine_noise(image.shape, rng, rng.uniform(1.0, 6.0))
-    return encode_jpeg(image, int(rng.integers(50, 96)))
+    return encode_jpeg(image, int(rng.integers(50, 96))), matrix
 
 
 def paper(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
@@ -370,10 +382,20 @@ def draw_ink(sheet: np.ndarray, ink: np.ndarray, rng: np.random.Generator) -> np
 
 def perspective(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Warp with a small random homography, as when the phone is not held square to the page."""
-    h, w = image.shape[:2]
+    return warp(image, perspective_matrix(image.shape[:2], rng))
+
+
+def perspective_matrix(shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+    """Return a small random homography (3, 3) for an (H, W) frame: each corner moves up to 4%."""
+    h, w = shape[:2]
     corners = np.array([[0, 0], [w, 0], [w, h], [0, h]], dtype=np.float32)
     jitter = (rng.uniform(-0.04, 0.04, (4, 2)) * (w, h)).astype(np.float32)
-    matrix = cv2.getPerspectiveTransform(corners, corners + jitter)
+    return cv2.getPerspectiveTransform(corners, corners + jitter)
+
+
+def warp(image: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """Apply a homography to an image, keeping its size and reflecting at the borders."""
+    h, w = image.shape[:2]
     return cv2.warpPerspective(image, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
 
 
@@ -408,9 +430,9 @@ def shadow(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return image * (1 - area * rng.uniform(0.15, 0.5))[..., None]
 
 
-def camera_blur(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Apply defocus or a short motion blur, scaled to the frame size."""
-    scale = max(image.shape[:2]) / 1000
+def camera_blur(image: np.ndarray, rng: np.random.Generator, scale: float | None = None) -> np.ndarray:
+    """Apply defocus or a short motion blur, scaled to the frame size (or to `scale` given)."""
+    scale = max(image.shape[:2]) / 1000 if scale is None else scale
     kind = rng.random()
     if kind < 0.6:
         return cv2.GaussianBlur(image, (0, 0), sigmaX=rng.uniform(0.3, 2.0) * scale)
