@@ -25,10 +25,9 @@ def _decoded(image: ImageInput) -> tuple[Image.Image, float]:
     if isinstance(image, np.ndarray):
         return _on_white(Image.fromarray(_as_uint8(image))), 1.0
     data = Path(image).read_bytes() if isinstance(image, str | os.PathLike) else bytes(image)
-    # A drafted JPEG decodes faster and smaller; boxes are scaled from the file's pixels to it.
-    decoded = open_image(data, draft=True)
-    original = int(decoded.info.get("original_side", max(decoded.size)))
-    return decoded.convert("RGB"), max(decoded.size) / original
+    # Drafted for reading, a big JPEG decodes at about 1000 px: too coarse to draw fine print on.
+    decoded = open_image(data, draft=False)
+    return _on_white(decoded), 1.0
 
 
 def _on_white(image: Image.Image) -> Image.Image:
