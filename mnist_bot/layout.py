@@ -37,6 +37,10 @@ MIN_DIGIT_PX = 36  # working px: a page's digits shorter than this are re-read a
 TARGET_DIGIT_PX = 40  # ... one that makes them this tall
 BACKGROUND_DIGITS = 4  # the paper's brightness is estimated over this many digit heights
 MAX_WORK_PIXELS = 16_000_000  # the finest working resolution, for memory (a 35 MP form fits at about 0.7x)
+FRAMED_SHARE = 0.3  # a blob enclosing one at least this share as tall is a printed box, not a digit
+FRAME_LINE = 1.0  # ... and a box's sides are erased from this many digit sizes long
+REMNANT_ASPECT = 4  # a blob this much longer than wide along an erased line is a piece of it
+STRAIGHT_SHARE = 0.5  # a box is at least this share straight lines; a digit around a piece of itself is not
 PRINTED_LINE = 1.5  # straight strokes this many digit heights long are printed lines, never a digit's
 FRAME_MARGIN = 2  # working px from the frame within which ink counts as touching it
 LINE_ASPECT = 8  # a blob this many times longer than wide is a straight stroke
@@ -182,21 +186,69 @@ def finer_ink(image: ImageInput, array: np.ndarray, decode_scale: float, scale: 
 
 
 def without_printed_lines(ink: FoundInk) -> FoundInk:
-    """Erase straight strokes far longer than a digit: a form's boxes and grid, underlines, rules.
+    """Erase a form's boxes and grid, underlines and rules: straight strokes far longer than a digit's.
 
-    No stroke of a handwritten digit runs straight for PRINTED_LINE digit sizes, so an opening
-    that long keeps only such lines, at any resolution.
+    No stroke of a handwritten digit runs straight for PRINTED_LINE digit sizes, so an opening that
+    long keeps only such lines, at any resolution. A blob enclosing a digit is a printed box: its
+    sides are erased down to FRAME_LINE digit sizes, which leaves only a digit touching it.
     """
-    size = digit_size(ink.blobs)
+    frames = framing_blobs(ink.blobs) & np.array([is_straight(ink.labels, c) for c in ink.blobs], bool)
+    plain = [c for c, frame in zip(ink.blobs, frames, strict=True) if not frame]
+    size = digit_size(plain or ink.blobs)  # a form's boxes are no measure of its digits
     length = round(PRINTED_LINE * size)
-    if not any(max(c.w, c.h) > length for c in ink.blobs):
+    if not frames.any() and not any(max(c.w, c.h) > length for c in ink.blobs):
         return ink
-    mask = (ink.labels > 0).astype(np.uint8)
-    kernels = [cv2.getStructuringElement(cv2.MORPH_RECT, shape) for shape in ((length, 1), (1, length))]
-    lines = np.maximum(*(cv2.morphologyEx(mask, cv2.MORPH_OPEN, kernel) for kernel in kernels))
-    cleaned = mask & (1 - lines)
-    labels, blobs = components(cleaned, min_area=max(4, round(0.02 * size**2)))
+    # Only the blobs found so far: labels also hold the specks, shadows and faint marks left out.
+    boxes = np.isin(ink.labels, [c.label for c in ink.blobs if c not in plain]).astype(np.uint8)
+    mask = np.isin(ink.labels, [c.label for c in plain]).astype(np.uint8)
+    mask |= boxes & (1 - straight_lines(boxes, FRAME_LINE * size))
+    lines = straight_lines(mask, length) | (boxes & (1 - mask))
+    labels, blobs = components(mask & (1 - lines), min_area=max(4, round(0.02 * size**2)))
+    blobs = [c for c, rest in zip(blobs, line_remnants(labels, blobs, lines), strict=True) if not rest]
     return replace(ink, labels=labels, blobs=blobs) if blobs else ink
+
+
+def line_remnants(labels: np.ndarray, blobs: list[Component], lines: np.ndarray) -> list[bool]:
+    """Flag thin straight blobs lying along erased lines: what a line slanted by perspective leaves."""
+    near = cv2.dilate(lines, np.ones((5, 5), np.uint8))
+    where = np.flatnonzero(labels)
+    size = int(labels.max()) + 1
+    total = np.bincount(labels.ravel()[where], minlength=size)
+    beside = np.bincount(labels.ravel()[where], weights=near.ravel()[where], minlength=size)
+    return [
+        beside[c.label] >= 0.8 * total[c.label] and max(c.w, c.h) >= REMNANT_ASPECT * min(c.w, c.h)
+        for c in blobs
+    ]
+
+
+def straight_lines(mask: np.ndarray, length: float) -> np.ndarray:
+    """Return the 0/1 pixels of `mask` on horizontal or vertical runs at least `length` px long."""
+    side = max(3, round(length))
+    kernels = [cv2.getStructuringElement(cv2.MORPH_RECT, shape) for shape in ((side, 1), (1, side))]
+    return np.maximum(*(cv2.morphologyEx(mask, cv2.MORPH_OPEN, kernel) for kernel in kernels))
+
+
+def is_straight(labels: np.ndarray, blob: Component) -> bool:
+    """Tell whether most of a blob lies on level or upright runs half its size long: print, not writing."""
+    window = labels[blob.y : blob.y + blob.h, blob.x : blob.x + blob.w] == blob.label
+    mask = window.astype(np.uint8)
+    straight = straight_lines(mask, 0.5 * min(blob.w, blob.h))
+    return bool(straight.sum() >= STRAIGHT_SHARE * mask.sum())
+
+
+def framing_blobs(blobs: list[Component]) -> np.ndarray:
+    """Flag blobs whose box holds a blob at least FRAMED_SHARE as tall: printed boxes, not digits.
+
+    A handwritten digit never encloses another of about its size; a form's box (or a cell cut out
+    of a form, its box along the edges) does, and would otherwise be read as a 0 around the digit.
+    """
+    x0, y0 = np.array([c.x for c in blobs]), np.array([c.y for c in blobs])
+    x1, y1 = x0 + np.array([c.w for c in blobs]), y0 + np.array([c.h for c in blobs])
+    heights = y1 - y0
+    inside = (x0[:, None] <= x0) & (y0[:, None] <= y0) & (x1[:, None] >= x1) & (y1[:, None] >= y1)
+    holds_digit = inside & (heights >= FRAMED_SHARE * heights[:, None])
+    np.fill_diagonal(holds_digit, False)
+    return np.asarray(holds_digit.any(axis=1))
 
 
 def finer_scale(found: FoundInk, input_shape: tuple[float, float]) -> float | None:

@@ -163,3 +163,10 @@ def test_a_form_reads_each_boxed_digit_once_and_no_box(recognizer: Recognizer, m
     """The printed boxes and grid of a form are no digits (no 1s, no 7s); each digit reads once."""
     rows = ["47082822", "60888411", "93950041"]
     assert read(recognizer, boxed_form(clear_digits(mnist), rows)).text == "\n".join(rows)
+
+
+def test_a_cropped_cell_with_its_box_reads_as_its_digit(recognizer: Recognizer, mnist: Mnist) -> None:
+    """One cell cut from a form, its printed box around the digit, reads as that one digit."""
+    form = boxed_form(clear_digits(mnist), ["3"])
+    cell = form[45:136, 45:136]  # the box and a little paper around it
+    assert read(recognizer, cell).text == "3"
