@@ -128,12 +128,21 @@ def _evaluate_parser(sub: Any) -> None:
 
 def _predict_parser(sub: Any) -> None:
     """Add `mnist-bot predict`."""
-    p = sub.add_parser("predict", help="recognise the digit (or number) in image files")
+    p = sub.add_parser("predict", help="read the digits, numbers or pages of digits in image files")
     p.add_argument(
         "images", nargs="+", type=Path, metavar="IMAGE", help="photo or drawing (PNG, JPEG, HEIC...)"
     )
     p.add_argument("--json", action="store_true", help="one JSON object per line")
-    p.add_argument("--number", action="store_true", help="read a multi-digit number")
+    p.add_argument(
+        "--number", action="store_true", help="accepted for compatibility; numbers and pages are always read"
+    )
+    p.add_argument(
+        "--annotate",
+        type=Path,
+        metavar="OUT",
+        help="write the image with each digit's box and reading: a PNG file for one IMAGE; for several, "
+        "a folder (IMAGE-NAME.png in it) or a name with {stem}, e.g. 'out/{stem}-read.png'",
+    )
     p.add_argument(
         "--model", type=Path, metavar="FILE", help="model file (default: $MNIST_BOT_MODEL or the shipped cnn)"
     )
@@ -357,41 +366,80 @@ def _default_model() -> Path:
     return load_settings().model_path
 
 
-def _predict_one(recognizer: Any, path: Path, number: bool) -> dict[str, Any]:
-    """Predict one file; a bad file becomes an error entry instead of stopping the run."""
+def _digit_dict(prediction: Any) -> dict[str, Any]:
+    """Return one digit of a page for JSON: the prediction's fields and its box [x, y, w, h]."""
+    box = prediction.box
+    return prediction.as_dict() | {"box": None if box is None else [box.x, box.y, box.w, box.h]}
+
+
+def page_dict(path: Path, page: Any) -> dict[str, Any]:
+    """Return a page reading as the CLI's JSON object; one digit keeps its old top-level fields."""
+    lines = [{"text": line.text, "digits": [_digit_dict(p) for p in line.digits]} for line in page.lines]
+    result: dict[str, Any] = {"path": str(path), "text": page.text, "lines": lines}
+    digits = page.digits
+    if len(digits) == 1:
+        return result | digits[0].as_dict()
+    # "digits" and "confidence" are what `--number` printed before pages: kept for its scripts.
+    return result | {
+        "unsure": page.unsure,
+        "confidence": round(page.confidence, 6),
+        "digits": [_digit_dict(p) for p in digits],
+        "rotation": page.rotation,
+    }
+
+
+def annotation_path(out: Path, path: Path, several: bool) -> Path:
+    """Return where an input's annotated picture goes: OUT itself, OUT/{stem}.png or the {stem} pattern."""
+    if "{stem}" in str(out):
+        return Path(str(out).replace("{stem}", path.stem))
+    if several or out.is_dir():
+        return out / f"{path.stem}.png"
+    return out
+
+
+def _save_annotation(picture: Any, out: Path) -> None:
+    """Write an annotated picture as PNG; a folder or file that cannot be written is a usage error."""
     try:
-        if number:
-            reading = recognizer.read_number(path)
-            return {
-                "path": str(path),
-                "text": reading.text,
-                "unsure": reading.unsure,
-                "confidence": round(reading.confidence, 6),
-                "digits": [p.as_dict() for p in reading.digits],
-            }
-        return {"path": str(path), **recognizer.predict(path).as_dict()}
+        out.parent.mkdir(parents=True, exist_ok=True)
+        picture.save(out, format="PNG")
+    except OSError as exc:
+        raise ConfigError(f"Cannot write the annotated image {out}: {exc.strerror or exc}.") from exc
+
+
+def _predict_one(recognizer: Any, path: Path, annotate_to: Path | None) -> dict[str, Any]:
+    """Read one file; a bad file becomes an error entry instead of stopping the run."""
+    from mnist_bot.annotate import annotate
+
+    try:
+        page = recognizer.read(path)
+        if annotate_to is not None:  # the read checked the file's size and that it decodes
+            _save_annotation(annotate(path, page), annotate_to)
+        return page_dict(path, page)
     except RecognizerError as exc:
         return {"path": str(path), "error": str(exc)}
 
 
 def _describe(result: dict[str, Any]) -> str:
-    """Render one prediction for people."""
+    """Render one reading for people: one line for a digit or a number, the page's lines below its path."""
     if "error" in result:
         return f"{result['path']}: {result['error']}"
     flag = " (unsure)" if result["unsure"] else ""
-    if "text" in result:
-        return f"{result['path']}: {result['text']}, {result['confidence']:.0%} sure{flag}"
-    return f"{result['path']}: {result['digit']}, {result['confidence']:.0%} sure{flag}"
+    if len(result["lines"]) > 1:
+        head = f"{result['path']}: {len(result['lines'])} lines, {result['confidence']:.0%} sure{flag}"
+        return "\n".join([head, result["text"]])
+    return f"{result['path']}: {result['text']}, {result['confidence']:.0%} sure{flag}"
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    """Recognise digits in files; unreadable files are reported, not fatal."""
+    """Read digits in files; unreadable files are reported, not fatal."""
     from mnist_bot.recognizer import Recognizer
 
     recognizer = Recognizer.load(args.model)
     unread = 0
+    several = len(args.images) > 1
     for path in args.images:
-        result = _predict_one(recognizer, path, args.number)
+        out = None if args.annotate is None else annotation_path(args.annotate, path, several)
+        result = _predict_one(recognizer, path, out)
         unread += "error" in result
         print(json.dumps(result) if args.json else _describe(result))
     return 1 if unread else 0  # scripts can tell a run where an input could not be read

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+import cv2
 import numpy as np
 
 from mnist_bot import segment
@@ -20,6 +21,7 @@ from mnist_bot.preprocess import (
     FoundInk,
     ImageInput,
     PreparedDigit,
+    components,
     find_decoded_ink,
     ink_image,
     label_ink,
@@ -28,10 +30,16 @@ from mnist_bot.preprocess import (
     union_box,
 )
 
+MAX_WHOLE_GROUPS = 3  # a line of up to this many groups may be one digit in pieces
+WHOLE_ASPECT = 1.2  # ... if together no wider than this share of their height
 MIN_TURN_CHARACTERS = 3  # a page of this many characters may lie sideways; fewer are read as they stand
-MIN_DIGIT_PX = 24  # working px: a page's digits shorter than this are re-read at a finer resolution...
+MIN_DIGIT_PX = 36  # working px: a page's digits shorter than this are re-read at a finer resolution...
 TARGET_DIGIT_PX = 40  # ... one that makes them this tall
+BACKGROUND_DIGITS = 4  # the paper's brightness is estimated over this many digit heights
 MAX_WORK_PIXELS = 16_000_000  # the finest working resolution, for memory (a 35 MP form fits at about 0.7x)
+PRINTED_LINE = 1.5  # straight strokes this many digit heights long are printed lines, never a digit's
+FRAME_MARGIN = 2  # working px from the frame within which ink counts as touching it
+LINE_ASPECT = 8  # a blob this many times longer than wide is a straight stroke
 MAIN_SHARE = 0.4  # blobs at least this share as tall as the page's tall ones are characters; less are pieces
 LINE_OVERLAP = 0.4  # neighbours on a line share at least this share of the shorter one's rows...
 LINE_REACH = 2.5  # ... and lie at most this many digit heights apart
@@ -138,9 +146,18 @@ def is_page(rows: list[list[Component]]) -> bool:
 def single_line(ink: FoundInk) -> segment.NumberLayout:
     """Prepare the one number or the one digit of an image (the latter chosen among stray marks)."""
     groups = segment.digit_groups(ink)
-    if len(groups) >= 2:
-        return segment.layout(ink, groups)
-    return segment.NumberLayout([prepare_found_digit(ink)])
+    if len(groups) < 2:
+        return segment.NumberLayout([prepare_found_digit(ink)])
+    number = segment.layout(ink, groups)
+    whole = union_box([c for group in groups for c in group])
+    if len(groups) > MAX_WHOLE_GROUPS or whole.w > WHOLE_ASPECT * whole.h:  # too wide for one digit
+        return number
+    # A digit broken by a gap, or beside a stray mark, can pass for a short number: the classifier
+    # chooses, reading the single digit the one-digit path picks too.
+    try:
+        return replace(number, whole=prepare_found_digit(ink))
+    except EmptyImageError:
+        return number
 
 
 def page_ink(image: ImageInput) -> FoundInk:
@@ -152,10 +169,34 @@ def page_ink(image: ImageInput) -> FoundInk:
     input_shape = (array.shape[0] / decode_scale, array.shape[1] / decode_scale)
     scale = finer_scale(found, input_shape)
     if scale is None:
-        return found
+        return without_printed_lines(found)
+    return without_printed_lines(finer_ink(image, array, decode_scale, scale))
+
+
+def finer_ink(image: ImageInput, array: np.ndarray, decode_scale: float, scale: float) -> FoundInk:
+    """Find the ink again at `scale` working px per input px, decoding the input in full if it was drafted."""
     full = array if decode_scale == 1 else load_image_scaled(image, draft=False)[0]
-    finer = ink_image(full, work_side=round(max(full.shape[:2]) * scale))
+    side = round(max(full.shape[:2]) * scale)
+    finer = ink_image(full, work_side=side, background_side=BACKGROUND_DIGITS * TARGET_DIGIT_PX)
     return label_ink(finer, finer.scale)
+
+
+def without_printed_lines(ink: FoundInk) -> FoundInk:
+    """Erase straight strokes far longer than a digit: a form's boxes and grid, underlines, rules.
+
+    No stroke of a handwritten digit runs straight for PRINTED_LINE digit sizes, so an opening
+    that long keeps only such lines, at any resolution.
+    """
+    size = digit_size(ink.blobs)
+    length = round(PRINTED_LINE * size)
+    if not any(max(c.w, c.h) > length for c in ink.blobs):
+        return ink
+    mask = (ink.labels > 0).astype(np.uint8)
+    kernels = [cv2.getStructuringElement(cv2.MORPH_RECT, shape) for shape in ((length, 1), (1, length))]
+    lines = np.maximum(*(cv2.morphologyEx(mask, cv2.MORPH_OPEN, kernel) for kernel in kernels))
+    cleaned = mask & (1 - lines)
+    labels, blobs = components(cleaned, min_area=max(4, round(0.02 * size**2)))
+    return replace(ink, labels=labels, blobs=blobs) if blobs else ink
 
 
 def finer_scale(found: FoundInk, input_shape: tuple[float, float]) -> float | None:
@@ -170,9 +211,27 @@ def finer_scale(found: FoundInk, input_shape: tuple[float, float]) -> float | No
 
 def digit_height(blobs: list[Component]) -> float:
     """Estimate the page's digit height: the median height of its character-sized blobs (working px)."""
-    heights = np.array([c.h for c in blobs], np.float32)
-    tall = float(np.percentile(heights, 90))
-    return float(np.median(heights[heights >= MAIN_SHARE * tall]))
+    return _median_size([c.h for c in _shaped(blobs)])
+
+
+def digit_size(blobs: list[Component]) -> float:
+    """Estimate the longer side of the page's digits, whichever way up the page lies (working px)."""
+    return _median_size([max(c.w, c.h) for c in _shaped(blobs)])
+
+
+def _shaped(blobs: list[Component]) -> list[Component]:
+    """Leave out straight thin strokes (a form's box sides, rules, an upright 1) while others remain.
+
+    They say nothing of the size of the writing.
+    """
+    return [c for c in blobs if max(c.w, c.h) < LINE_ASPECT * min(c.w, c.h)] or blobs
+
+
+def _median_size(sizes: list[int]) -> float:
+    """Return the median of the sizes close to the largest ones (pieces and specks left out)."""
+    values = np.array(sizes, np.float32)
+    tall = float(np.percentile(values, 90))
+    return float(np.median(values[values >= MAIN_SHARE * tall]))
 
 
 def page_characters(ink: FoundInk) -> list[Component]:
@@ -184,8 +243,9 @@ def page_characters(ink: FoundInk) -> list[Component]:
 
 
 def touches_frame(c: Component, shape: tuple[int, ...]) -> bool:
-    """Tell whether a blob touches the edge of the image."""
-    return c.x == 0 or c.y == 0 or c.x + c.w >= shape[1] or c.y + c.h >= shape[0]
+    """Tell whether a blob touches the edge of the image (within FRAME_MARGIN px: a paper edge's rest)."""
+    near = FRAME_MARGIN
+    return c.x <= near or c.y <= near or c.x + c.w >= shape[1] - near or c.y + c.h >= shape[0] - near
 
 
 def page_rows(ink: FoundInk) -> list[list[Component]]:

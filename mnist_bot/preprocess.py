@@ -316,16 +316,17 @@ def _local_ink_is_dark(grey: np.ndarray) -> bool:
     return bool(-low > high)
 
 
-def flatten_background(ink: np.ndarray) -> np.ndarray:
+def flatten_background(ink: np.ndarray, background_side: int | None = None) -> np.ndarray:
     """Divide out the paper's own brightness: removes shadows, gradients and tinted paper.
 
     The background is a morphological opening wider than any pen stroke, so strokes vanish from
     it while shadows and gradients stay; the result is contrast relative to the paper. A fifth of
     the image is wide enough for most pens yet narrower than most shadows; a thicker pen than
-    that (a digit filling the frame) gets a wider opening.
+    that (a digit filling the frame) gets a wider opening. A page whose digit size is known
+    passes `background_side`: a few digits wide is enough, and far cheaper on a big page.
     """
     shorter = min(ink.shape)
-    side = max(31, shorter // BACKGROUND_SHARE)
+    side = max(31, shorter // BACKGROUND_SHARE) if background_side is None else background_side
     contrast = paper_contrast(ink, side)
     pen = max(pen_width(contrast), pen_width(ink, inner_only=True))
     if PEN_TO_BACKGROUND * pen > side:  # a thick pen, or a shadow inside the frame: tell which
@@ -383,8 +384,11 @@ def without_shadows(mask: np.ndarray, ink: np.ndarray) -> np.ndarray:
     return keep[labels]
 
 
-def ink_image(image: np.ndarray, work_side: int = WORK_SIDE) -> InkImage:
-    """Make ink bright on black at working resolution (longest side `work_side`), whatever the polarity."""
+def ink_image(image: np.ndarray, work_side: int = WORK_SIDE, background_side: int | None = None) -> InkImage:
+    """Make ink bright on black at working resolution (longest side `work_side`), whatever the polarity.
+
+    `background_side` (working px) sizes the paper's opening when the digits' size is known.
+    """
     grey, alpha_ink = to_grey(image)
     grey, scale = resize_for_work(grey, work_side)
     if alpha_ink:
@@ -392,20 +396,20 @@ def ink_image(image: np.ndarray, work_side: int = WORK_SIDE) -> InkImage:
     # The median of the inverse is the inverse of the median: one blur serves both polarities.
     smooth = cv2.medianBlur(grey, 3)
     if ink_is_dark(grey):
-        return InkImage(flat_ink(smooth, dark=True), scale, polarity="dark", grey=grey)
-    light = flat_ink(smooth, dark=False)
+        return InkImage(flat_ink(smooth, True, background_side), scale, polarity="dark", grey=grey)
+    light = flat_ink(smooth, False, background_side)
     if scale < 1 or (scale == 1 and min(grey.shape) >= UNSHADED_POLARITY_SIDE):
         # Dark ink on paper is the usual photo: a shadow with a lit corner can fake a light-ink
         # histogram, but not the steep edges of a pen, so check a light verdict against them.
-        dark = flat_ink(smooth, dark=True)
+        dark = flat_ink(smooth, True, background_side)
         if edge_sharpness_of(dark) >= SHARPER_POLARITY * edge_sharpness_of(light):
             return InkImage(dark, scale, polarity="dark", grey=grey)
     return InkImage(light, scale, polarity="light", grey=grey)
 
 
-def flat_ink(smooth: np.ndarray, dark: bool) -> np.ndarray:
+def flat_ink(smooth: np.ndarray, dark: bool, background_side: int | None = None) -> np.ndarray:
     """Return ink bright on black with the paper's shading divided out, from a median-blurred grey image."""
-    return flatten_background(cv2.bitwise_not(smooth) if dark else smooth)
+    return flatten_background(cv2.bitwise_not(smooth) if dark else smooth, background_side)
 
 
 def edge_sharpness_of(ink: np.ndarray) -> float:
@@ -562,7 +566,8 @@ def drop_faint(labels: np.ndarray, found: list[Component], ink: np.ndarray) -> l
         return found
     strength = np.bincount(labels.ravel(), weights=ink.ravel(), minlength=labels.max() + 1)
     mean = {c.label: strength[c.label] / c.area for c in found}
-    strongest = max(mean[c.label] for c in found if c.area >= 0.1 * max(b.area for b in found))
+    largest = max(b.area for b in found)
+    strongest = max(mean[c.label] for c in found if c.area >= 0.1 * largest)
     return [c for c in found if mean[c.label] >= FAINT_SHARE * strongest]
 
 

@@ -21,6 +21,7 @@ from mnist_bot.runtime import Runtime, load_runtime
 # Calibrated on MNIST validation digits and synthetic photos: below these the answer is a guess.
 MIN_CONFIDENCE = 0.60
 MIN_MARGIN = 0.40
+WHOLE_MARGIN = 0.2  # a line's ink read as one digit wins when this much surer than its weakest part
 ORIENTATION_SAMPLE = 32  # digits read each way up to choose the page's way up
 # Digits read upside down or sideways are mostly guesses, but a few (0, 1, 8) read as well either
 # way: a turned page must read clearly better than upright, and a page read well upright is not turned.
@@ -195,6 +196,21 @@ def settle_joins(singles: list[Prediction], joined: dict[int, Prediction]) -> li
     return digits
 
 
+def alternatives(line: segment.NumberLayout) -> list[PreparedDigit]:
+    """Return every reading of a line to classify: its digits, their joins, and the whole as one."""
+    return [*line.digits, *line.joins.values(), *([line.whole] if line.whole is not None else [])]
+
+
+def reads_better_whole(digits: list[Prediction], whole: Prediction) -> bool:
+    """Tell whether a few groups read better as one digit: the whole sure, and clearly surer than a part.
+
+    A digit in pieces (a 4 of two strokes, a 0 with a gap) reads as a weaker guess per piece, while
+    digits side by side each read about as surely as their whole.
+    """
+    weakest = min(p.confidence for p in digits)
+    return len(digits) > 1 and not whole.unsure and whole.confidence > weakest + WHOLE_MARGIN
+
+
 def _join_wins(left: Prediction, right: Prediction, join: Prediction) -> bool:
     """Tell whether a join reads better than the two pieces it is made of."""
     weaker = min(left.confidence, right.confidence)
@@ -286,15 +302,18 @@ class Recognizer:
         return self._read_lines([number]).lines[0]
 
     def _read_lines(self, lines: list[segment.NumberLayout], rotation: int = 0) -> PageReading:
-        """Classify every line's digits and possible joins in one runtime call, then settle the joins."""
-        batch = [d for line in lines for d in [*line.digits, *line.joins.values()]]
+        """Classify every line's digits and other readings in one runtime call, then settle each line."""
+        batch = [d for line in lines for d in alternatives(line)]
         predictions = iter(self._classify(batch))
         read = []
         for line in lines:
             singles = [next(predictions) for _ in line.digits]
             joined = {i: next(predictions) for i in line.joins}
+            whole = next(predictions) if line.whole is not None else None
             # Joins first: the pieces of a broken digit may each be no digit, while their join is one.
             digits = [p for p in settle_joins(singles, joined) if not self.is_no_digit(p)]
+            if whole is not None and digits and reads_better_whole(digits, whole):
+                digits = [whole]
             if digits:
                 read.append(NumberReading(text="".join(str(p.digit) for p in digits), digits=digits))
         if not read:

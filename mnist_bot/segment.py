@@ -27,6 +27,7 @@ JOIN_GAP = 0.5  # neighbours closer than this share of a digit's height may be o
 JOIN_ASPECT = 1.1  # ... if together they are no wider than this share of their height
 JOIN_TALLEST = 1.25  # ... counted as at most this many times the line's typical height
 FLAT_SHARE = 0.5  # a group less tall than this share of the digits is a piece of a neighbour
+SPECK_SHARE = 0.25  # a group no bigger than this share of the line's tallest is a speck
 MAX_SLOPE = 0.25  # steepest text line followed (about 14 degrees)
 DIGIT_HEIGHT_SHARE = 0.35  # ink at least this share as tall as the tallest blob may be a digit
 PIECE_REACH = 2  # px at working resolution: pieces of a stroke broken by blur or a thin pen lie this close
@@ -40,6 +41,7 @@ class NumberLayout:
 
     digits: list[PreparedDigit]
     joins: dict[int, PreparedDigit] = field(default_factory=dict)  # i: digits i and i + 1 as one
+    whole: PreparedDigit | None = None  # all of the ink as one digit, when a few groups may be just one
 
 
 def stroke_clusters(labels: np.ndarray, found: list[Component]) -> list[list[Component]]:
@@ -168,6 +170,11 @@ def _height(group: list[Component]) -> int:
     return max(c.y + c.h for c in group) - min(c.y for c in group)
 
 
+def _width(group: list[Component]) -> int:
+    """Return the width of a group's box."""
+    return max(c.x + c.w for c in group) - min(c.x for c in group)
+
+
 def _middle(group: list[Component]) -> float:
     """Return the vertical centre of a group's box."""
     return (min(c.y for c in group) + max(c.y + c.h for c in group)) / 2
@@ -192,6 +199,9 @@ def line_groups(ink: FoundInk) -> list[list[Component]]:
 def digit_groups(ink: FoundInk) -> list[list[Component]]:
     """Group found ink into digits, left to right (empty when none looks like a digit)."""
     groups = line_groups(ink)
+    tallest = max((_height(g) for g in groups), default=0)
+    # A speck beside a digit is no digit, however surely the model reads its few pixels.
+    groups = [g for g in groups if max(_height(g), _width(g)) >= SPECK_SHARE * tallest]
     if not ink.drawing:
         groups = [g for g in groups if not is_background_mark(g, ink.labels.shape, ink.sparse, ink.labels)]
     return groups[:MAX_DIGITS]

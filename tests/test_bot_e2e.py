@@ -6,6 +6,7 @@ exactly as it would run against a self-hosted Bot API server.
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import socket
@@ -19,10 +20,19 @@ from typing import Any
 
 import numpy as np
 import pytest
+from PIL import Image
 
+from mnist_bot.annotate import SURE_COLOUR
 from mnist_bot.bot import replies
 from mnist_bot.feedback import FeedbackStore
-from tests.fake_telegram import FakeTelegram, blank_photo, mnist_test_digits, paper_photo, png_bytes
+from tests.fake_telegram import (
+    FakeTelegram,
+    blank_photo,
+    mnist_test_digits,
+    paper_photo,
+    png_bytes,
+    reencode,
+)
 from tests.servers import bot_env, stop_process
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -157,6 +167,53 @@ def test_non_image_messages_get_a_hint(fake: FakeTelegram, bot: BotProcess) -> N
     assert fake.wait_reply(205, fake.send_text(205, "hello?"), REPLY_TIMEOUT)["text"] == replies.HINT
     sticker = fake.wait_reply(205, fake.send_other(205, "sticker"), REPLY_TIMEOUT)
     assert sticker["text"] == replies.HINTS_BY_KIND["sticker"]
+
+
+def page_photo(rows: list[str], mnist_dir: Path) -> bytes:
+    """Draw rows of MNIST test digits on paper (the layout tests' pages), as a JPEG photo."""
+    from mnist_bot.data import load_mnist
+    from tests.test_layout import clear_digits, page_of
+
+    page = page_of(rows, clear_digits(load_mnist(mnist_dir)))
+    return reencode(png_bytes_of(page), "JPEG")
+
+
+def png_bytes_of(array: np.ndarray) -> bytes:
+    """Encode a grey uint8 array as PNG."""
+    out = io.BytesIO()
+    Image.fromarray(array).save(out, format="PNG")
+    return out.getvalue()
+
+
+def test_a_page_gets_its_lines_an_annotated_photo_and_a_one_digit_fix(
+    fake: FakeTelegram, bot: BotProcess, mnist_dir: Path, workdir: Path
+) -> None:
+    user, rows = 210, ["3141", "59265", "358"]
+    sent = fake.send_photo(user, page_photo(rows, mnist_dir))
+    picture = fake.wait_reply(user, sent, REPLY_TIMEOUT)
+    answer = fake.wait_reply(user, sent, REPLY_TIMEOUT, count=2)
+    assert picture["caption"].splitlines()[1:] == rows, picture["caption"]
+    marked = Image.open(io.BytesIO(next(iter(fake.calls("sendPhoto")[-1].files.values())))).convert("RGB")
+    assert (np.asarray(marked) == SURE_COLOUR).all(axis=-1).sum() > 12 * 50  # the twelve boxes, drawn
+    assert answer["text"].splitlines()[1:4] == ["1: 3141", "2: 59265", "3: 358"], answer["text"]
+
+    key = answer_key(answer)
+    fake.press(user, answer, buttons(answer)["✏️ Wrong? Fix it"])
+    lines = fake.wait_for(
+        lambda: (b := buttons(fake.message(user, answer["message_id"]))) and "Line 2: 59265" in b and b,
+        REPLY_TIMEOUT,
+    )
+    fake.press(user, fake.message(user, answer["message_id"]), lines["Line 2: 59265"])
+    fake.wait_for(lambda: "3rd: 2" in buttons(fake.message(user, answer["message_id"])), REPLY_TIMEOUT)
+    fake.press(user, fake.message(user, answer["message_id"]), f"set:{key}:6:7")
+    fake.wait_for(
+        lambda: "3rd digit of line 2 is a 7" in fake.message(user, answer["message_id"])["text"],
+        REPLY_TIMEOUT,
+    )
+    with FeedbackStore(workdir / "feedback.db") as store:
+        samples = store.samples(key)
+    assert [s.predicted for s in samples] == [int(d) for d in "".join(rows)]
+    assert [s.label for s in samples] == [None] * 6 + [7] + [None] * 5
 
 
 # ---------------------------------------------------------------- faults

@@ -7,6 +7,7 @@ the end-to-end tests (test_bot_e2e.py) repeat the main paths with the real model
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 import threading
 import time
@@ -17,13 +18,16 @@ from typing import Any
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from mnist_bot import Recognizer
+from mnist_bot.annotate import SURE_COLOUR
 from mnist_bot.bot import replies
 from mnist_bot.bot.app import build_application, protect_token
 from mnist_bot.config import Settings, load_settings
 from mnist_bot.feedback import FeedbackStore
 from mnist_bot.runtime import FakeRuntime
+from tests.conftest import encode
 from tests.fake_telegram import FakeTelegram, blank_photo, mnist_test_digits, paper_photo, reencode
 
 pytestmark = pytest.mark.e2e  # real HTTP to the fake Bot API, though with the fast fake model
@@ -443,3 +447,62 @@ def test_a_slow_download_does_not_hold_up_other_users(
     assert fake.replies_to(USER, slow) == []  # still downloading
     slow_answer = fake.wait_reply(USER, slow)
     assert slow_answer["message_id"] > fast_answer["message_id"]
+
+
+# ---------------------------------------------------------------- pages
+
+
+def page_photo(rows: list[str], digits: dict[int, np.ndarray]) -> bytes:
+    """Draw rows of MNIST test digits on paper, as a JPEG photo of a page."""
+    from tests.test_layout import page_of
+
+    return encode(Image.fromarray(page_of(rows, {d: [image] for d, image in digits.items()})), "JPEG")
+
+
+def test_a_page_gets_an_annotated_photo_and_its_lines_and_one_digit_is_fixed(
+    fake: FakeTelegram,
+    start_bot: Callable[..., RunningBot],
+    digits: dict[int, np.ndarray],
+    settings: Settings,
+) -> None:
+    start_bot()
+    sent = fake.send_photo(USER, page_photo(["314", "1592", "65"], digits))
+    picture, answer = fake.wait_reply(USER, sent, count=1), fake.wait_reply(USER, sent, count=2)
+    assert picture["caption"].startswith("What I read, marked on your photo")
+    assert picture["caption"].splitlines()[1:] == ["777", "7777", "77"]
+    assert answer["text"].splitlines()[1:4] == ["1: 777", "2: 7777", "3: 77"]
+    marked = Image.open(io.BytesIO(next(iter(fake.calls("sendPhoto")[-1].files.values())))).convert("RGB")
+    assert (np.asarray(marked) == SURE_COLOUR).all(axis=-1).sum() > 9 * 50  # nine boxes drawn on the photo
+    first = buttons(answer)
+    tap(fake, USER, answer, "Fix it")
+    lines = wait_markup(fake, answer, first)
+    assert [b["text"] for b in lines] == ["Line 1: 777", "Line 2: 7777", "Line 3: 77", "↩ Back"]
+    tap(fake, USER, answer, "Line 2")
+    positions = wait_markup(fake, answer, lines)
+    assert [b["text"] for b in positions] == ["1st: 7", "2nd: 7", "3rd: 7", "4th: 7", "↩ Back"]
+    tap(fake, USER, answer, "3rd: 7")
+    wait_markup(fake, answer, positions)
+    key = answer_key(answer)
+    wait_answered(fake, tap(fake, USER, answer, f"set:{key}:5:9"))
+    fake.wait_for(lambda: "3rd digit of line 2 is a 9" in fake.message(USER, answer["message_id"])["text"])
+    with FeedbackStore(settings.db_path) as store:
+        labels = [s.label for s in store.samples(key)]
+    assert labels == [None] * 5 + [9] + [None] * 3
+
+
+def test_how_i_read_it_under_what_i_saw_sends_the_strip_of_stages(
+    fake: FakeTelegram, start_bot: Callable[..., RunningBot], digits: dict[int, np.ndarray]
+) -> None:
+    start_bot()
+    answer = fake.wait_reply(USER, fake.send_photo(USER, paper_photo([digits[3]])))
+    wait_answered(fake, tap(fake, USER, answer, "What I saw"))
+    saw = fake.wait_reply(USER, answer["message_id"])
+    assert [b["text"] for b in buttons(saw)] == ["🧭 How I read it"]
+    assert buttons(saw)[0]["callback_data"] == f"how:{answer_key(answer)}"
+    wait_answered(fake, tap(fake, USER, saw, "How I read it"))
+    strip = fake.wait_reply(USER, saw["message_id"])
+    assert strip["caption"] == replies.HOW_CAPTION
+    size = strip["photo"][0]
+    assert (
+        size["width"] > 3 * size["height"] and size["width"] <= 20 * size["height"]
+    )  # a strip Telegram takes

@@ -14,7 +14,7 @@ from mnist_bot import Prediction
 from mnist_bot.bot import images, keyboards, replies
 from mnist_bot.bot.app import RedactingFilter, protect_token
 from mnist_bot.bot.handlers import UserLimiter
-from mnist_bot.recognizer import NumberReading
+from mnist_bot.recognizer import NumberReading, PageReading
 from mnist_bot.runtime import FakeRuntime
 
 TOKEN = "987654:SECRET-token-value"
@@ -268,3 +268,90 @@ def test_protecting_an_empty_token_leaves_logs_alone(caplog: pytest.LogCaptureFi
     protect_token("")
     assert [list(h.filters) for h in root.handlers] == before
     assert logging.getLogger("httpx").level == logging.WARNING
+
+
+# ---------------------------------------------------------------- pages
+
+
+def page_of_digits(*rows: str, unsure_at: tuple[int, int] | None = None) -> PageReading:
+    """Build a page reading from rows of digit characters; one digit (line, index) may be unsure."""
+    lines = []
+    for r, row in enumerate(rows):
+        digits = [
+            prediction({int(ch): 0.5, (int(ch) + 1) % 10: 0.4})
+            if (r, i) == unsure_at
+            else prediction({int(ch): 0.95})
+            for i, ch in enumerate(row)
+        ]
+        lines.append(NumberReading(row, digits))
+    return PageReading(lines)
+
+
+def test_pages_are_several_lines_or_many_digits() -> None:
+    assert not replies.is_page(page_of_digits("7"))
+    assert not replies.is_page(page_of_digits("2048"))
+    assert replies.is_page(page_of_digits("12", "3"))
+    assert replies.is_page(page_of_digits("1234567890123"))
+
+
+def test_a_page_reply_numbers_its_lines_and_names_the_unsure_digits() -> None:
+    text = replies.page_reply(page_of_digits("3141", "59265", "358", unsure_at=(1, 2)))
+    lines = text.splitlines()
+    assert lines[0].startswith("I read 3 lines, 12 digits (not sure about 1 of them")
+    assert lines[1:4] == ["1: 3141", "2: 59265", "3: 358"]
+    assert lines[4] == "Not sure: line 2, 3rd: 2 (or 3 (40%))"
+    assert replies.page_spans(text, 12) == [(0, 4), (4, 5), (9, 3)]
+
+
+def test_a_long_page_is_summarised_within_telegrams_limits() -> None:
+    page = page_of_digits(*["1234567890" * 4] * 300)
+    text, caption = replies.page_reply(page), replies.page_caption(page)
+    assert len(text) <= replies.MESSAGE_LIMIT - 200 and len(caption) <= replies.CAPTION_LIMIT
+    assert "more lines (all on the picture)" in text.splitlines()[-1]
+    assert replies.page_spans(text, len(page.digits)) is None  # not every line listed: no spans
+
+
+def test_page_spans_ignore_a_correction_note_and_refuse_what_does_not_add_up() -> None:
+    text = replies.page_reply(page_of_digits("12", "345"))
+    noted = replies.page_corrected_note(text, 2, 0, 9)
+    assert noted.endswith("You said the 1st digit of line 2 is a 9. Thanks!")
+    assert replies.page_spans(noted, 5) == [(0, 2), (2, 3)]
+    assert replies.page_corrected_note(noted, 1, 1, 4).count("You said") == 1
+    assert replies.page_spans(text, 6) is None
+    assert (
+        replies.page_spans(replies.number_reply(NumberReading("12", [prediction({1: 0.9})] * 2)), 2) is None
+    )
+
+
+def test_row_taps_round_trip_and_fit_telegram_limit() -> None:
+    tap = keyboards.Tap("row", "AbCdEfGhIjKlMnOp", 12345, count=678)
+    assert len(tap.data().encode()) <= 64 and keyboards.parse(tap.data()) == tap
+    assert keyboards.parse("row:k:1") is None and keyboards.parse("row:k:1:-2") is None
+
+
+def test_line_picker_offers_each_line_then_its_digits() -> None:
+    digits = [3, 1, 4, 1, 5, 9, 2, 6, 5]
+    markup = keyboards.line_picker("k", digits, [(0, 4), (4, 5)])
+    buttons = [b for row in markup.inline_keyboard for b in row]
+    assert [b.text for b in buttons] == ["Line 1: 3141", "Line 2: 59265", "↩ Back"]
+    assert [b.callback_data for b in buttons] == ["row:k:0:4", "row:k:4:5", "back:k"]
+    row = [b for r in keyboards.position_picker("k", digits[4:], 4).inline_keyboard for b in r]
+    assert [b.text for b in row][:2] == ["1st: 5", "2nd: 9"]
+    assert [b.callback_data for b in row] == [*(f"pos:k:{i}" for i in range(4, 9)), "fix:k"]  # back: lines
+
+
+def test_pickers_stay_under_telegrams_button_limit() -> None:
+    digits = [7] * 3000
+    spans = [(i * 10, 10) for i in range(300)]
+    for markup in (keyboards.line_picker("k", digits, spans), keyboards.line_picker("k", digits, None)):
+        buttons = [b for row in markup.inline_keyboard for b in row]
+        assert len(buttons) <= 100
+        covered = [keyboards.parse(b.callback_data) for b in buttons[:-1]]
+        assert sum(t.count for t in covered if t) == 3000  # every digit still reachable
+    assert "Lines 1-4" in keyboards.line_picker("k", digits, spans).inline_keyboard[0][0].text
+
+
+def test_photo_shaped_pads_a_too_wide_strip() -> None:
+    assert images.photo_shaped(Image.new("RGB", (4000, 100))).size == (4000, 200)
+    wide_enough = Image.new("RGB", (400, 100))
+    assert images.photo_shaped(wide_enough) is wide_enough

@@ -28,7 +28,9 @@ from mnist_bot.runtime import FakeRuntime
 from tests.conftest import draw_digit, encode, mnist_photo
 from tests.fake_telegram import FakeTelegram
 
-PREDICTION_FIELDS = {"path", "digit", "confidence", "probabilities", "unsure"}
+PREDICTION_FIELDS = {"path", "text", "lines", "digit", "confidence", "probabilities", "unsure"}
+PAGE_FIELDS = {"path", "text", "lines", "unsure", "confidence", "digits", "rotation"}
+DIGIT_FIELDS = {"digit", "confidence", "probabilities", "unsure", "box"}
 
 
 @pytest.fixture
@@ -153,11 +155,15 @@ def test_predict_number_json(
     path = write_image(tmp_path / "number.png", two_digits(1, 7))
     assert main(["predict", "--number", "--json", str(path)]) == 0
     (result,) = json_lines(capsys.readouterr().out)
-    assert set(result) == {"path", "text", "unsure", "confidence", "digits"}
+    assert set(result) == PAGE_FIELDS
     assert len(result["digits"]) == 2 and len(result["text"]) == 2
     assert result["text"] == "".join(str(d["digit"]) for d in result["digits"])
+    assert result["lines"] == [{"text": result["text"], "digits": result["digits"]}]
     for digit in result["digits"]:
-        assert set(digit) == {"digit", "confidence", "probabilities", "unsure"}
+        assert set(digit) == DIGIT_FIELDS
+        x, y, w, h = digit["box"]
+        assert 0 <= x < 220 and 0 <= y < 100 and w > 0 and h > 0
+    assert result["digits"][0]["box"][0] < result["digits"][1]["box"][0]
     product = result["digits"][0]["confidence"] * result["digits"][1]["confidence"]
     assert result["confidence"] == pytest.approx(product, abs=1e-5)
 
@@ -406,6 +412,70 @@ def test_read_a_number_with_the_real_model(tmp_path: Path, capsys: pytest.Captur
     assert main(["predict", "--number", "--json", "--model", str(DEFAULT_MODEL), str(path)]) == 0
     (result,) = json_lines(capsys.readouterr().out)
     assert result["text"] == "17"
+
+
+def test_predict_number_is_a_no_op_kept_for_old_scripts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], fake_model: list[Path | None]
+) -> None:
+    path = write_image(tmp_path / "number.png", two_digits(1, 7))
+    assert main(["predict", "--json", str(path)]) == 0
+    assert main(["predict", "--json", "--number", str(path)]) == 0
+    without, with_number = json_lines(capsys.readouterr().out)
+    assert without == with_number
+
+
+def test_annotate_one_image_writes_that_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], fake_model: list[Path | None]
+) -> None:
+    path = write_image(tmp_path / "number.png", two_digits(1, 7))
+    out = tmp_path / "new" / "marked.png"
+    assert main(["predict", "--annotate", str(out), str(path)]) == 0
+    with Image.open(out) as marked:
+        assert marked.format == "PNG" and marked.size == (220, 100)
+        assert len(set(marked.convert("RGB").getdata())) > 2  # coloured boxes on the grey drawing
+
+
+def test_annotate_several_images_writes_a_folder_or_a_pattern(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], fake_model: list[Path | None]
+) -> None:
+    paths = [write_image(tmp_path / f"{n}.png", draw_digit(n)) for n in (1, 7)]
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not an image")
+    assert main(["predict", "--annotate", str(tmp_path / "marked"), *map(str, paths), str(bad)]) == 1
+    assert sorted(f.name for f in (tmp_path / "marked").iterdir()) == ["1.png", "7.png"]
+    assert main(["predict", "--annotate", str(tmp_path / "p" / "{stem}-read.png"), *map(str, paths)]) == 0
+    assert sorted(f.name for f in (tmp_path / "p").iterdir()) == ["1-read.png", "7-read.png"]
+
+
+def test_annotate_into_an_unwritable_place_is_an_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], fake_model: list[Path | None]
+) -> None:
+    path = write_image(tmp_path / "one.png", draw_digit(1))
+    blocker = tmp_path / "file"
+    blocker.write_text("a file, not a folder")
+    assert main(["predict", "--annotate", str(blocker / "out.png"), str(path)]) == 1
+    out = capsys.readouterr().out  # an input entry like any other that could not be done, no traceback
+    assert out.startswith(f"{path}: Cannot write the annotated image") and "Traceback" not in out
+
+
+@pytest.mark.slow
+def test_read_a_page_with_the_real_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], mnist: Mnist
+) -> None:
+    from tests.test_layout import clear_digits, page_of
+
+    rows = ["3141", "59265", "358"]
+    path = write_image(tmp_path / "page.png", Image.fromarray(page_of(rows, clear_digits(mnist))))
+    assert main(["predict", "--model", str(DEFAULT_MODEL), str(path)]) == 0
+    head, *lines = capsys.readouterr().out.splitlines()
+    assert head.startswith(f"{path}: 3 lines, ") and lines == rows
+    assert main(["predict", "--json", "--model", str(DEFAULT_MODEL), str(path)]) == 0
+    (result,) = json_lines(capsys.readouterr().out)
+    assert set(result) == PAGE_FIELDS and result["text"] == "\n".join(rows)
+    assert [line["text"] for line in result["lines"]] == rows
+    assert [len(line["digits"]) for line in result["lines"]] == [4, 5, 3]
+    tops = [line["digits"][0]["box"][1] for line in result["lines"]]
+    assert tops == sorted(tops)  # boxes in the page's pixels, lines top to bottom
 
 
 @pytest.mark.slow

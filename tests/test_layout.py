@@ -140,3 +140,26 @@ def test_unturned_box_inverts_numpy_rot90(quarter: int) -> None:
     ys, xs = np.nonzero(turned)
     box = Box(int(xs.min()), int(ys.min()), int(np.ptp(xs)) + 1, int(np.ptp(ys)) + 1)
     assert unturned_box(box, turned.shape, quarter) == Box(20, 5, 15, 7)
+
+
+def boxed_form(
+    pool: dict[int, list[np.ndarray]], rows: list[str], cell: int = 80, digit: int = 50
+) -> np.ndarray:
+    """Draw a printed form: a box per digit, each with a handwritten MNIST test digit inside."""
+    page = np.full((100 + len(rows) * (cell + 20), 100 + max(len(r) for r in rows) * cell), 240, np.uint8)
+    for r, row in enumerate(rows):
+        top = 50 + r * (cell + 20)
+        for c, ch in enumerate(row):
+            left = 50 + c * cell
+            cv2.rectangle(page, (left, top), (left + cell, top + cell), 40, 2)
+            big = cv2.resize(pool[int(ch)][r + c], (digit, digit))
+            offset = (cell - digit) // 2
+            window = page[top + offset : top + offset + digit, left + offset : left + offset + digit]
+            np.minimum(window, (240 - big.astype(np.int32) * 200 // 255).astype(np.uint8), out=window)
+    return page
+
+
+def test_a_form_reads_each_boxed_digit_once_and_no_box(recognizer: Recognizer, mnist: Mnist) -> None:
+    """The printed boxes and grid of a form are no digits (no 1s, no 7s); each digit reads once."""
+    rows = ["47082822", "60888411", "93950041"]
+    assert read(recognizer, boxed_form(clear_digits(mnist), rows)).text == "\n".join(rows)

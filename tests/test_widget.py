@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import logging
 from collections.abc import Callable, Iterator, Sequence
@@ -13,7 +14,7 @@ import pytest
 from ipywidgets import Button, HBox, Label, VBox
 from PIL import Image
 
-from mnist_bot import InvalidImageError, NumberReading, Prediction, Recognizer
+from mnist_bot import InvalidImageError, NumberReading, PageReading, Prediction, Recognizer
 from mnist_bot.feedback import FeedbackStore
 from mnist_bot.runtime import FakeRuntime
 from mnist_bot.strokes import rasterise
@@ -551,3 +552,96 @@ def test_thumbnail_of_a_photo_is_small_and_upright() -> None:
 
     assert thumb.size == (96, 48)
     assert chat_module.photo_thumbnail(b"not an image") is None
+
+
+# ------------------------------------------------------------------ numbers and pages
+
+
+def small_sevens(rows: int, per_row: int, pitch: tuple[int, int] = (80, 120)) -> list[Point]:
+    """Return the corners of small sevens laid out in rows on the pad."""
+    return [(10 + c * pitch[0], r * pitch[1]) for r in range(rows) for c in range(per_row)]
+
+
+def seven_at(origin: Point, scale: float = 0.35) -> list[Point]:
+    """Return SEVEN shrunk by `scale` and moved to `origin`."""
+    return [(origin[0] + x * scale, origin[1] + y * scale) for x, y in SEVEN]
+
+
+def bubble_picture(html: str) -> Image.Image:
+    """Decode the picture inline in a bubble as RGB."""
+    data = html.split("data:image/png;base64,", maxsplit=1)[1].split('"', maxsplit=1)[0]
+    return Image.open(io.BytesIO(base64.b64decode(data))).convert("RGB")
+
+
+def page_blue_pixels(html: str) -> int:
+    """Count the sure-box blue pixels of the annotated picture inline in a page bubble."""
+    from mnist_bot.annotate import SURE_COLOUR
+
+    picture = np.asarray(bubble_picture(html))
+    return int((picture == SURE_COLOUR).all(axis=-1).sum())
+
+
+def test_uploading_a_page_shows_its_lines_and_the_annotated_picture(chat: DigitChat) -> None:
+    strokes = [
+        Stroke(tuple((x * 0.6 + 130 * i, y * 0.6 + 40 + 200 * row) for x, y in SEVEN), 12)
+        for row, count in enumerate([3, 2])
+        for i in range(count)
+    ]
+    seen: list[Any] = []
+    chat.observe(lambda change: seen.append(change["new"]), "reading")
+    upload(chat, png_of(strokes, (440, 460)), "page.png")
+
+    reply = chat.messages[-1]
+    assert reply.kind == "page" and reply.text == "I read 2 lines:\n777\n77"
+    assert '<pre class="digitchat-page-text"' in reply.html and "777\n77</pre>" in reply.html
+    assert reply.html.count("<img") == 1 and page_blue_pixels(reply.html) > 5 * 40  # five boxes
+    assert isinstance(chat.reading, PageReading) and seen == [chat.reading] and reply.answer is chat.reading
+
+
+def test_digits_drawn_side_by_side_on_the_pad_read_as_a_number(chat: DigitChat) -> None:
+    for origin in small_sevens(1, 3):
+        draw_with_mouse(chat, seven_at((origin[0], 100)))
+    chat.send_button.click()
+
+    reply = chat.messages[-1]
+    assert reply.kind == "number" and reply.text.startswith("It reads 777")
+
+
+def test_rows_drawn_on_the_pad_read_as_a_page_drawn_on_white(chat: DigitChat) -> None:
+    for origin in small_sevens(2, 3):
+        draw_with_mouse(chat, seven_at((origin[0], origin[1] + 20)))
+    chat.send_button.click()
+
+    reply = chat.messages[-1]
+    assert reply.kind == "page" and reply.text == "I read 2 lines:\n777\n777"
+    assert bubble_picture(reply.html).getpixel((2, 2)) == (
+        255,
+        255,
+        255,
+    )  # the pad's clear paper is shown white, not black
+    assert page_blue_pixels(reply.html) > 6 * 30
+
+
+def how_button(chat: DigitChat) -> Button:
+    """Return the "How I read it" button under the newest answer."""
+    row = chat.transcript.children[0].children[1]
+    return next(b for b in row.children if isinstance(b, Button) and b.description == "How I read it")
+
+
+def test_how_i_read_it_posts_the_strip_of_stages_of_a_drawing(chat: DigitChat) -> None:
+    draw_with_mouse(chat, SEVEN)
+    chat.send_button.click()
+    how_button(chat).click()
+
+    shown = chat.messages[-1]
+    assert (shown.role, shown.kind, shown.text) == ("bot", "explain", chat_module.HOW_TEXT)
+    strip = bubble_picture(shown.html)
+    assert strip.width > 4 * strip.height  # one panel per stage, side by side
+    assert np.asarray(strip)[10:100, 10:100].min() < 100  # the decoded drawing is shown: dark ink on white
+
+
+def test_how_i_read_it_is_offered_for_numbers_and_pages_too(chat: DigitChat) -> None:
+    strokes = [Stroke(tuple((x * 0.6 + 130 * i, y * 0.6 + 40) for x, y in SEVEN), 12) for i in range(3)]
+    upload(chat, png_of(strokes, (440, 260)), "number.png")
+    how_button(chat).click()
+    assert chat.messages[-1].kind == "explain" and chat.messages[-2].kind == "number"

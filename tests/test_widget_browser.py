@@ -280,3 +280,39 @@ def test_a_chat_inside_an_hbox_renders_answers_and_notifies_observers(chromium: 
         expect(row.locator(".observed-reading")).to_contain_text("observed 7")
 
     run_in_chromium(chromium, "widget_hbox_jupyterlab", use)
+
+
+def page_png(folder: Path) -> Path:
+    """Write a photo-like PNG of two rows of sevens (three, then two) for the upload button."""
+    from widgets.raster import Stroke, mask_to_png, stroke_mask
+
+    seven = [(x * 0.6, y * 0.6) for x, y in SEVEN]
+    strokes = [
+        Stroke(tuple((x + 130 * i, y + 40 + 200 * row) for x, y in seven), 12)
+        for row, count in enumerate([3, 2])
+        for i in range(count)
+    ]
+    path = folder / "page.png"
+    path.write_bytes(mask_to_png(stroke_mask(strokes, (440, 460))))
+    return path
+
+
+@pytest.mark.parametrize("lab", ["jupyterlab"], indirect=True)  # the upload is the same in Notebook 7
+def test_an_uploaded_page_shows_its_lines_and_the_annotated_picture(
+    chromium: str, lab: Lab, tmp_path: Path
+) -> None:
+    photo = page_png(tmp_path)
+
+    def use(page: Page) -> None:
+        open_demo(page, lab)
+        with page.expect_file_chooser() as chooser:  # ipywidgets keeps its file input out of the DOM
+            page.locator(".widget-upload", has_text="photo").first.click()
+        chooser.value.set_files(str(photo))
+        reply = page.locator(".digitchat-page").first
+        expect(reply).to_have_attribute("data-lines", "2")
+        expect(reply.locator(".digitchat-page-text")).to_have_text("777\n77")
+        picture = reply.locator("img")
+        expect(picture).to_have_count(1)
+        assert picture.evaluate("img => img.complete && img.naturalWidth") > 300  # the picture, decoded
+
+    run_in_chromium(chromium, "widget_page_jupyterlab", use)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 from html import escape
 
-from mnist_bot import NumberReading, Prediction
+from mnist_bot import NumberReading, PageReading, Prediction
 from widgets.raster import mask_to_png
 
 USER_COLOUR = "#d9fdd3"
@@ -113,6 +113,36 @@ def number(reading: NumberReading) -> str:
     body = f'<div style="display:flex;gap:6px;margin-top:4px;flex-wrap:wrap">{figures}</div>'
     colour = WARN_COLOUR if reading.unsure else BOT_COLOUR
     return _bubble(headline + body, "bot", colour, "number", f'data-number="{escape(reading.text)}"')
+
+
+def page_text(reading: PageReading) -> str:
+    """Say how many lines were read and how sure, the lines themselves following."""
+    count = len(reading.lines)
+    doubt = sum(p.unsure for p in reading.digits)
+    flag = f", not sure about {doubt} digit{'s' if doubt != 1 else ''} (orange)" if doubt else ""
+    return f"I read {count} lines{flag}:\n{reading.text}"
+
+
+def page(reading: PageReading, annotated_png: bytes) -> str:
+    """Return the bot's bubble for a page: its lines, and the picture with each digit boxed and read."""
+    head, _, lines = page_text(reading).partition("\n")
+    text = (
+        f'<div style="font-size:15px;font-weight:600">{escape(head)}</div>'
+        f'<pre class="digitchat-page-text" style="margin:4px 0;font-size:15px">{escape(lines)}</pre>'
+    )
+    img = png_img(
+        annotated_png, "the page, each digit boxed", "display:block;max-width:100%;border-radius:6px"
+    )
+    colour = WARN_COLOUR if reading.unsure else BOT_COLOUR
+    lines_attr = f'data-lines="{len(reading.lines)}"'
+    return _bubble(text + img, "bot", colour, "page", lines_attr)
+
+
+def explain(strip_png: bytes, text: str) -> str:
+    """Return the bot's bubble with the strip of every stage of a reading, scrollable sideways."""
+    img = png_img(strip_png, "each stage of the reading", "display:block;max-height:200px")
+    inner = f'<div>{escape(text)}</div><div style="overflow-x:auto;max-width:100%">{img}</div>'
+    return _bubble(inner, "bot", BOT_COLOUR, "explain")
 
 
 def live(prediction: Prediction | None, hint: str = "") -> str:

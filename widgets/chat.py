@@ -17,12 +17,15 @@ from traitlets import Instance, Union
 from mnist_bot import (
     InvalidImageError,
     NumberReading,
+    PageReading,
     Prediction,
     Recognizer,
     RecognizerError,
 )
+from mnist_bot.annotate import annotate
 from mnist_bot.config import load_settings
-from mnist_bot.preprocess import open_image
+from mnist_bot.explain import explain, strip
+from mnist_bot.preprocess import ImageInput, open_image
 from widgets import bubbles
 from widgets.pad import DrawingPad
 from widgets.raster import DEFAULT_PEN_WIDTH, PAD_SIZE, image_to_png, mask_to_png, mask_to_rgba
@@ -32,13 +35,18 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-Answer = Prediction | NumberReading
+Answer = Prediction | NumberReading | PageReading
+PAGE_SIDE = 480  # the annotated picture of a page, in the chat
 LIVE_INTERVAL_S = 0.3  # at most ~3 live predictions a second keeps the kernel free for drawing events
 THUMB_SIDE = 96
-GREETING = "Hi! Draw a digit on the pad and press Send (or Enter), or upload a photo of a digit or a number."
+GREETING = (
+    "Hi! Draw a digit (or a number, or rows of them) on the pad and press Send (or Enter), "
+    "or upload a photo of a digit, a number or a page."
+)
 EMPTY_PAD = "Draw a digit first: the pad is empty."
 APOLOGY = "Sorry, something went wrong on my side. Please try again."
 LIVE_HINT = "live: draw to see my guess"
+HOW_TEXT = "How I read it: the ink, the mask, the blobs I considered, the digits I chose and each 28x28."
 
 
 @dataclass(frozen=True)
@@ -46,7 +54,9 @@ class ChatMessage:
     """One transcript entry: who said it, what kind it is, its plain text and the HTML shown."""
 
     role: str  # "user" | "bot"
-    kind: str  # user: "image" | "text"; bot: "answer" | "number" | "hint" | "error" | "apology" | "thanks"
+    # user: "image" | "text"; bot: "answer" | "number" | "page" | "explain" | "hint" | "error" | "apology"
+    # | "thanks"
+    kind: str
     text: str
     html: str
     answer: Answer | None = None
@@ -58,10 +68,25 @@ def default_recognizer() -> Recognizer:
     return Recognizer.load()
 
 
-def read_photo(recognizer: Recognizer, data: bytes) -> Answer:
-    """Read a number when the photo shows two or more digits, else the single digit (as the bot does)."""
-    reading = recognizer.read(data)
+def read_any(recognizer: Recognizer, image: ImageInput) -> Answer:
+    """Read a digit, a number (one line) or a page (several lines), as the bot does."""
+    reading = recognizer.read(image)
+    if len(reading.lines) > 1:
+        return reading
     return reading.lines[0] if len(reading.digits) >= 2 else reading.digits[0]
+
+
+read_photo = read_any  # the name earlier notebooks imported
+
+
+def explain_png(recognizer: Recognizer, image: ImageInput) -> bytes:
+    """Return the strip of every stage of reading `image` as PNG."""
+    return image_to_png(strip(explain(recognizer, image)))
+
+
+def annotated_png(image: ImageInput, page: PageReading, side: int = PAGE_SIDE) -> bytes:
+    """Return the page's picture with every digit's box and reading drawn on it, as PNG."""
+    return image_to_png(annotate(image, page), side)
 
 
 def photo_thumbnail(data: bytes, side: int = THUMB_SIDE) -> bytes | None:
@@ -85,11 +110,16 @@ class DigitChat(VBox):
     """A notebook chat: draw a digit (mouse, pen or finger) or upload a photo; the bot answers.
 
     A `VBox`, so it composes in layouts (`HBox([DigitChat(), other])`). `reading` holds the last
-    answer shown (a `Prediction`, or a `NumberReading` for a photo of a number): observe it with
+    answer shown (a `Prediction`, a `NumberReading` for a number, a `PageReading` for several
+    lines): observe it with
     `chat.observe(fn, "reading")` to react to each answer. It stays in Python, never synced to the page.
     """
 
-    reading = Union([Instance(Prediction), Instance(NumberReading)], default_value=None, allow_none=True)
+    reading = Union(
+        [Instance(Prediction), Instance(NumberReading), Instance(PageReading)],
+        default_value=None,
+        allow_none=True,
+    )
 
     def __init__(
         self,
@@ -205,7 +235,7 @@ class DigitChat(VBox):
         self.pad.clear()
         self._show_live(None, LIVE_HINT if self.live_toggle.value else "")
         image = mask_to_rgba(mask)
-        self._answer(lambda recognizer: recognizer.predict(image))
+        self._answer(lambda recognizer: read_any(recognizer, image), image)
 
     def send_photo(self, data: bytes, name: str = "photo") -> None:
         """Send an uploaded photo: show a thumbnail and answer with a digit or a number."""
@@ -214,7 +244,7 @@ class DigitChat(VBox):
             self._say_user(bubbles.user_text(name), "text", name)
         else:
             self._say_user(bubbles.user_image(thumbnail, name), "image", name)
-        self._answer(lambda recognizer: read_photo(recognizer, data))
+        self._answer(lambda recognizer: read_any(recognizer, data), data)
 
     def undo(self) -> None:
         """Remove the last stroke."""
@@ -228,10 +258,11 @@ class DigitChat(VBox):
 
     # ------------------------------------------------------------------ answering
 
-    def _answer(self, compute: Callable[[Recognizer], Answer]) -> None:
+    def _answer(self, compute: Callable[[Recognizer], Answer], image: ImageInput) -> None:
         """Run the recogniser and post its answer; errors become friendly bubbles, never exceptions."""
         try:
             result = compute(self.recognizer())
+            picture = annotated_png(image, result) if isinstance(result, PageReading) else b""
         except RecognizerError as exc:
             self._say_bot(str(exc), "error")
             return
@@ -239,24 +270,41 @@ class DigitChat(VBox):
             log.exception("DigitChat could not answer")
             self._say_bot(APOLOGY, "apology")
             return
-        if isinstance(result, NumberReading):
-            self._post(
-                ChatMessage("bot", "number", bubbles.number_text(result), bubbles.number(result), result)
-            )
+        row = self._answer_row(result, image)
+        if isinstance(result, PageReading):
+            html = bubbles.page(result, picture)
+            self._post(ChatMessage("bot", "page", bubbles.page_text(result), html, result), row)
+        elif isinstance(result, NumberReading):
+            text, html = bubbles.number_text(result), bubbles.number(result)
+            self._post(ChatMessage("bot", "number", text, html, result), row)
         else:
-            message = ChatMessage(
-                "bot", "answer", bubbles.answer_text(result), bubbles.answer(result), result
-            )
-            self._post(message, self._correction_row(result))
+            text, html = bubbles.answer_text(result), bubbles.answer(result)
+            self._post(ChatMessage("bot", "answer", text, html, result), row)
         self.reading = result  # after the bubble is shown, so observers see the transcript with it
 
-    def _correction_row(self, prediction: Prediction) -> HBox:
-        """Return a "Wrong?" button that opens a 0-9 picker for the right label."""
+    def _answer_row(self, result: Answer, image: ImageInput) -> HBox:
+        """Return the buttons under an answer: "Wrong?" for one digit, and "How I read it"."""
         row = HBox(layout=Layout(margin="0 0 6px 6px", flex_flow="row wrap", align_items="center"))
+        how = Button(
+            description="How I read it", layout=Layout(width="auto"), tooltip="Show each stage of the reading"
+        )
+        how.on_click(self._guarded(lambda _: self.show_how(image)))
+        if not isinstance(result, Prediction):
+            row.children = (how,)
+            return row
         wrong = Button(description="Wrong?", layout=Layout(width="auto"), tooltip="Tell me the right digit")
-        wrong.on_click(self._guarded(lambda _: self._ask_label(row, prediction)))
-        row.children = (wrong,)
+        wrong.on_click(self._guarded(lambda _: self._ask_label(row, result)))
+        row.children = (wrong, how)
         return row
+
+    def show_how(self, image: ImageInput) -> None:
+        """Post the strip of every stage of reading `image` (as `mnist-bot explain` draws it)."""
+        try:
+            picture = explain_png(self.recognizer(), image)
+        except RecognizerError as exc:
+            self._say_bot(str(exc), "error")
+            return
+        self._post(ChatMessage("bot", "explain", HOW_TEXT, bubbles.explain(picture, HOW_TEXT)))
 
     def _ask_label(self, row: HBox, prediction: Prediction) -> None:
         """Replace the "Wrong?" button with one button per digit."""

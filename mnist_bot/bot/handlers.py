@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from aiolimiter import AsyncLimiter
-from telegram import Document, Message, PhotoSize, ReplyParameters, Update
+from telegram import Document, InlineKeyboardMarkup, Message, PhotoSize, ReplyParameters, Update
 from telegram.constants import ChatAction
 from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError, TimedOut
 from telegram.ext import ApplicationHandlerStop, ContextTypes
 
-from mnist_bot import EmptyImageError, Prediction, Recognizer, RecognizerError
+from mnist_bot import EmptyImageError, PageReading, Prediction, Recognizer, RecognizerError
+from mnist_bot.annotate import annotate
 from mnist_bot.bot import images, keyboards, replies
 from mnist_bot.feedback import FeedbackStore, Sample
 
@@ -153,9 +155,16 @@ async def forget(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 # ---------------------------------------------------------------- images
 
 
-def recognise(recognizer: Recognizer, data: bytes) -> list[Prediction]:
-    """Read one digit, or a number when the photo holds several (runs in a worker thread)."""
-    return recognizer.read(data).digits
+def recognise(recognizer: Recognizer, data: bytes) -> PageReading:
+    """Read whatever the photo holds: a digit, a number or a page (runs in a worker thread)."""
+    return recognizer.read(data)
+
+
+def annotated_png(data: bytes, page: PageReading) -> bytes:
+    """Draw the reading on the photo and encode it as PNG (runs in a worker thread)."""
+    out = io.BytesIO()
+    annotate(data, page).save(out, format="PNG")
+    return out.getvalue()
 
 
 def _box(prediction: Prediction) -> tuple[int, int, int, int] | None:
@@ -173,7 +182,7 @@ async def answer_image(update: Update, context: ContextTypes.DEFAULT_TYPE, file_
     try:
         telegram_file = await context.bot.get_file(file_id)
         data = bytes(await telegram_file.download_as_bytearray())
-        predictions = await asyncio.to_thread(recognise, found.recognizer, data)
+        page = await asyncio.to_thread(recognise, found.recognizer, data)
     except BadRequest as exc:
         if "too big" not in str(exc).lower():
             raise
@@ -185,6 +194,7 @@ async def answer_image(update: Update, context: ContextTypes.DEFAULT_TYPE, file_
     except RecognizerError as exc:
         await reply(message, str(exc))
         return
+    predictions = page.digits
     key = await asyncio.to_thread(
         found.store.add_pending,
         [p.input28 for p in predictions],
@@ -194,7 +204,18 @@ async def answer_image(update: Update, context: ContextTypes.DEFAULT_TYPE, file_
         file_ref=file_id,
         boxes=[_box(p) for p in predictions],
     )
-    await reply(message, replies.reading_reply(predictions), reply_markup=keyboards.answer_keyboard(key))
+    if not replies.is_page(page):
+        await reply(message, replies.reading_reply(predictions), reply_markup=keyboards.answer_keyboard(key))
+        return
+    await send_annotated(message, data, page)
+    await reply(message, replies.page_reply(page), reply_markup=keyboards.answer_keyboard(key))
+
+
+async def send_annotated(message: Message, data: bytes, page: PageReading) -> None:
+    """Send the photo with every digit's box and reading drawn on it; the text answer follows anyway."""
+    await show_action(message, ChatAction.UPLOAD_PHOTO)
+    picture = await asyncio.to_thread(annotated_png, data, page)
+    await message.reply_photo(picture, caption=replies.page_caption(page), reply_parameters=threaded(message))
 
 
 async def photo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -254,27 +275,55 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     if tap.action == "saw":
         await show_what_i_saw(update, context, samples)
+    elif tap.action == "how":
+        await show_how_i_read(update, context, samples)
     elif tap.action == "set":
         await store_correction(update, context, tap, samples)
     else:
         await change_keyboard(update, tap, samples)
 
 
+def _spans(query_message: object, count: int) -> list[tuple[int, int]] | None:
+    """Return a page answer's lines as (first position, count), read back from its text."""
+    text = query_message.text if isinstance(query_message, Message) else None
+    return replies.page_spans(text or "", count)
+
+
+def _picker(
+    tap: keyboards.Tap, samples: Sequence[Sample], answer: object
+) -> tuple[InlineKeyboardMarkup, str]:
+    """Choose the buttons a tap leads to, and the note to show with them."""
+    digits = [s.predicted for s in samples]
+    spans = _spans(answer, len(samples))
+    if tap.action == "fix" and (spans is not None or len(samples) > keyboards.MAX_BUTTONS):
+        return keyboards.line_picker(tap.answer, digits, spans), replies.PICK_LINE
+    if tap.action == "fix" and len(samples) > 1:
+        return keyboards.position_picker(tap.answer, digits), replies.PICK_POSITION
+    if tap.action == "row" and tap.count and tap.position + tap.count <= len(samples):
+        row = digits[tap.position : tap.position + tap.count]
+        return keyboards.position_picker(tap.answer, row, tap.position), replies.PICK_POSITION
+    if tap.action in {"fix", "pos"} and tap.position < len(samples):
+        return keyboards.digit_keypad(tap.answer, tap.position), replies.PICK_DIGIT
+    return keyboards.answer_keyboard(tap.answer), ""
+
+
 async def change_keyboard(update: Update, tap: keyboards.Tap, samples: Sequence[Sample]) -> None:
-    """Swap the buttons under an answer: keypad, digit picker, or back to the answer buttons."""
+    """Swap the buttons under an answer: line or digit picker, keypad, or back to the answer buttons."""
     query = update.callback_query
     assert query is not None
-    if tap.action == "fix" and len(samples) > 1:
-        markup, note = (
-            keyboards.position_picker(tap.answer, [s.predicted for s in samples]),
-            replies.PICK_POSITION,
-        )
-    elif tap.action in {"fix", "pos"} and tap.position < len(samples):
-        markup, note = keyboards.digit_keypad(tap.answer, tap.position), replies.PICK_DIGIT
-    else:
-        markup, note = keyboards.answer_keyboard(tap.answer), ""
+    markup, note = _picker(tap, samples, query.message)
     await query.answer(note or None)
     await _ignore_unmodified(query.edit_message_reply_markup(reply_markup=markup))
+
+
+def _note(text: str, tap: keyboards.Tap, samples: Sequence[Sample]) -> str:
+    """Write the correction under the answer: by line and position on a page, else the digits."""
+    spans = replies.page_spans(text, len(samples))
+    if spans is not None and tap.label is not None:
+        line = next(n for n, (start, count) in enumerate(spans, 1) if tap.position < start + count)
+        return replies.page_corrected_note(text, line, tap.position - spans[line - 1][0], tap.label)
+    digits = [s.label if s.label is not None else s.predicted for s in samples]
+    return replies.corrected_note(text, digits)
 
 
 async def store_correction(
@@ -291,12 +340,10 @@ async def store_correction(
     predicted = samples[tap.position].predicted if tap.position < len(samples) else tap.label
     await query.answer(replies.thanks(tap.label, predicted))
     fresh = await asyncio.to_thread(store.samples, tap.answer)
-    digits = [s.label if s.label is not None else s.predicted for s in fresh]
     answer = query.message
     if isinstance(answer, Message) and answer.text:
-        text = replies.corrected_note(answer.text, digits)
         markup = keyboards.answer_keyboard(tap.answer)
-        await _ignore_unmodified(query.edit_message_text(text, reply_markup=markup))
+        await _ignore_unmodified(query.edit_message_text(_note(answer.text, tap, fresh), reply_markup=markup))
 
 
 async def show_what_i_saw(
@@ -316,7 +363,30 @@ async def show_what_i_saw(
     )
     caption = replies.saw_caption([s.predicted for s in samples], photo_bytes is not None)
     reply_to = ReplyParameters(answer.message_id, allow_sending_without_reply=True) if answer else None
-    await context.bot.send_photo(chat_id, picture, caption=caption, reply_parameters=reply_to)
+    how = keyboards.explain_keyboard(samples[0].answer) if photo_bytes is not None else None
+    await context.bot.send_photo(
+        chat_id, picture, caption=caption, reply_parameters=reply_to, reply_markup=how
+    )
+
+
+async def show_how_i_read(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, samples: Sequence[Sample]
+) -> None:
+    """Read the photo again with every stage kept, and send the strip of stages."""
+    query = update.callback_query
+    assert query is not None
+    photo_bytes = await _refetch(context, samples[0].file_ref)
+    if photo_bytes is None:
+        await query.answer(replies.PHOTO_GONE, show_alert=True)
+        return
+    await query.answer()
+    answer = query.message
+    chat_id = answer.chat.id if answer is not None else query.from_user.id
+    with contextlib.suppress(TelegramError):
+        await context.bot.send_chat_action(chat_id, ChatAction.UPLOAD_PHOTO)
+    picture = await asyncio.to_thread(images.how_i_read, services(context).recognizer, photo_bytes)
+    reply_to = ReplyParameters(answer.message_id, allow_sending_without_reply=True) if answer else None
+    await context.bot.send_photo(chat_id, picture, caption=replies.HOW_CAPTION, reply_parameters=reply_to)
 
 
 async def _refetch(context: ContextTypes.DEFAULT_TYPE, file_ref: str | None) -> bytes | None:

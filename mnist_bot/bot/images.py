@@ -9,6 +9,10 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageOps
 from telegram import PhotoSize
 
+from mnist_bot.explain import explain, strip
+from mnist_bot.recognizer import Recognizer
+
+MAX_PHOTO_RATIO = 20  # Telegram refuses photos more than 20 times wider than high
 MIN_PHOTO_SIDE = 320  # enough pixels for a digit; bigger sizes only cost download time
 PANEL = 280  # side of each panel of the "What I saw" picture
 GAP = 12
@@ -87,4 +91,21 @@ def what_i_saw(inputs: Sequence[np.ndarray], photo: bytes | None, boxes: Sequenc
             crop = None  # the crop is a nicety; the model input alone still answers the question
     out = io.BytesIO()
     side_by_side(crop, inputs_strip(inputs)).save(out, format="PNG")
+    return out.getvalue()
+
+
+def photo_shaped(image: Image.Image) -> Image.Image:
+    """Pad a wide picture (the explain strip) with white below so Telegram takes it as a photo."""
+    height = max(image.height, -(-image.width // MAX_PHOTO_RATIO))
+    if height == image.height:
+        return image
+    canvas = Image.new("RGB", (image.width, height), "white")
+    canvas.paste(image.convert("RGB"), (0, 0))
+    return canvas
+
+
+def how_i_read(recognizer: Recognizer, photo: bytes) -> bytes:
+    """Render the explain strip of a photo (each stage of its reading) as a PNG Telegram accepts."""
+    out = io.BytesIO()
+    photo_shaped(strip(explain(recognizer, photo))).save(out, format="PNG")
     return out.getvalue()

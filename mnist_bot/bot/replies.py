@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from mnist_bot import NumberReading, Prediction
+from mnist_bot import NumberReading, PageReading, Prediction
 
 DOWNLOAD_LIMIT_BYTES = 20 * 1024 * 1024  # the Bot API refuses getFile above this size
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".heic", ".heif")
@@ -43,6 +44,17 @@ PICK_POSITION = "Which digit did I get wrong?"
 PICK_DIGIT = "Which digit is it really?"
 ANSWER_NOTE = "\n\n✅ "
 PHOTO_TIP = "A closer, sharper photo of a single digit helps."
+PICK_LINE = "Which line has the wrong digit?"
+HOW_CAPTION = (
+    "How I read it, left to right: your photo, the ink made bright, the ink mask, the blobs I "
+    "considered, the digits I chose (green sure, orange unsure) and each 28×28 the model saw."
+)
+PHOTO_GONE = "I can no longer fetch your photo from Telegram; send it again to see how I read it."
+MANY_DIGITS = 12  # more digits than this in one line are answered as a page: a picture, not a list
+MESSAGE_LIMIT = 4096  # characters in a Telegram message
+CAPTION_LIMIT = 1024  # characters in a photo's caption
+LIST_UNSURE = 10  # unsure digits named under a page's text, at most
+PAGE_LINE = re.compile(r"^(\d+): (\d+)$")  # "2: 59265", a page line as page_reply writes it
 
 
 def percent(probability: float) -> str:
@@ -91,6 +103,85 @@ def reading_reply(digits: Sequence[Prediction]) -> str:
     if len(digits) == 1:
         return digit_reply(digits[0])
     return number_reply(NumberReading(text="".join(str(p.digit) for p in digits), digits=list(digits)))
+
+
+def is_page(page: PageReading) -> bool:
+    """Tell whether a reading is answered as a page: two or more lines, or many digits."""
+    return len(page.lines) > 1 or len(page.digits) > MANY_DIGITS
+
+
+def _page_head(page: PageReading) -> str:
+    """Say how much was read, e.g. "I read 3 lines, 12 digits (not sure about 2 of them):"."""
+    lines, digits, unsure = len(page.lines), len(page.digits), sum(p.unsure for p in page.digits)
+    what = f"{lines} line{'s' if lines != 1 else ''}, {digits} digits"
+    doubt = f" (not sure about {unsure} of them, marked orange on the picture)" if unsure else ""
+    return f"I read {what}{doubt}:"
+
+
+def _unsure_notes(page: PageReading) -> list[str]:
+    """Name the first unsure digits by line and position, with their runner-ups."""
+    notes = []
+    for number, line in enumerate(page.lines, 1):
+        for index, prediction in enumerate(line.digits):
+            if prediction.unsure:
+                others = f" (or {_alternatives(prediction)})" if runner_ups(prediction) else ""
+                notes.append(f"line {number}, {position_label(index, prediction.digit)}{others}")
+    if len(notes) > LIST_UNSURE:
+        notes = [*notes[:LIST_UNSURE], f"and {len(notes) - LIST_UNSURE} more"]
+    return ["Not sure: " + "; ".join(notes)] if notes else []
+
+
+def _fit(head: str, body: list[str], tail: list[str], limit: int) -> str:
+    """Join head, body lines and tail, dropping body lines from the end (and saying so) to fit `limit`."""
+    kept = list(body)
+    while kept:
+        more = len(body) - len(kept)
+        extra = [f"… and {more} more line{'s' if more != 1 else ''} (all on the picture)"] if more else []
+        text = "\n".join([head, *kept, *extra, *tail])
+        if len(text) <= limit:
+            return text
+        kept.pop()
+    return "\n".join([head, *tail])[:limit]
+
+
+def page_reply(page: PageReading) -> str:
+    """Answer for a page: its lines numbered ("1: 3141"), then the unsure digits, within a message."""
+    body = [f"{n}: {line.text}" for n, line in enumerate(page.lines, 1)]
+    if len(body) == 1:
+        body = [page.text]  # one long line: no number, nothing to tell apart
+    return _fit(_page_head(page), body, _unsure_notes(page), MESSAGE_LIMIT - 200)  # room for the note
+
+
+def page_caption(page: PageReading) -> str:
+    """Caption of the annotated photo: the page's text, shortened to a caption's limit."""
+    head = "What I read, marked on your photo (orange: not sure):"
+    return _fit(head, [line.text for line in page.lines], [], CAPTION_LIMIT)
+
+
+def page_spans(text: str, count: int) -> list[tuple[int, int]] | None:
+    """Recover each line's (first position, digit count) from a page answer's text; None if not all listed."""
+    spans: list[tuple[int, int]] = []
+    start = 0
+    for line in text.split(ANSWER_NOTE, maxsplit=1)[0].splitlines():
+        found = PAGE_LINE.match(line)
+        if found and int(found[1]) == len(spans) + 1:
+            spans.append((start, len(found[2])))
+            start += len(found[2])
+    return spans if len(spans) > 1 and start == count else None
+
+
+def page_corrected_note(text: str, line: int, index: int, label: int) -> str:
+    """Append (or replace) the correction note under a page answer."""
+    base = text.split(ANSWER_NOTE, maxsplit=1)[0]
+    return f"{base}{ANSWER_NOTE}You said the {ordinal(index + 1)} digit of line {line} is a {label}. Thanks!"
+
+
+def line_label(first: int, last: int, digits: Sequence[int], width: int = 12) -> str:
+    """Label a line (or a group of lines) on the line picker, e.g. "Line 2: 59265"."""
+    shown = "".join(str(d) for d in digits)
+    shown = shown if len(shown) <= width else shown[: width - 1] + "…"
+    name = f"Line {first}" if first == last else f"Lines {first}-{last}"
+    return f"{name}: {shown}"
 
 
 def about(metadata: Mapping[str, Any], stored: int) -> str:
@@ -156,10 +247,15 @@ def saw_caption(digits: Sequence[int], with_crop: bool) -> str:
     return f"This is {what}."
 
 
+def ordinal(n: int) -> str:
+    """Write 1 as "1st", 2 as "2nd", 11 as "11th", 23 as "23rd"."""
+    suffix = {1: "st", 2: "nd", 3: "rd"}.get(n if n < 20 else n % 10, "th")
+    return f"{n}{suffix}"
+
+
 def position_label(index: int, digit: int) -> str:
     """Label a digit of a number on the picker keypad, e.g. "2nd: 0"."""
-    suffix = {1: "st", 2: "nd", 3: "rd"}.get(index + 1 if index + 1 < 20 else (index + 1) % 10, "th")
-    return f"{index + 1}{suffix}: {digit}"
+    return f"{ordinal(index + 1)}: {digit}"
 
 
 def is_image_document(file_name: str | None, mime_type: str | None) -> bool:
