@@ -41,7 +41,7 @@ FRAMED_SHARE = 0.3  # a blob enclosing one at least this share as tall is a prin
 FRAME_LINE = 1.0  # ... and a box's sides are erased from this many digit sizes long
 REMNANT_ASPECT = 4  # a blob this much longer than wide along an erased line is a piece of it
 STRAIGHT_SHARE = 0.5  # a box is at least this share straight lines; a digit around a piece of itself is not
-PRINTED_LINE = 1.5  # straight strokes this many digit heights long are printed lines, never a digit's
+PRINTED_LINE = 1.5  # straight strokes this many digit sizes long are printed lines, never a digit's
 FRAME_MARGIN = 2  # working px from the frame within which ink counts as touching it
 LINE_ASPECT = 8  # a blob this many times longer than wide is a straight stroke
 MAIN_SHARE = 0.4  # blobs at least this share as tall as the page's tall ones are characters; less are pieces
@@ -125,7 +125,10 @@ def unturned_line(line: segment.NumberLayout, shape: tuple[int, int], quarter: i
     def back(digit: PreparedDigit) -> PreparedDigit:
         return replace(digit, box=unturned_box(digit.box, shape, quarter))
 
-    return segment.NumberLayout([back(d) for d in line.digits], {i: back(d) for i, d in line.joins.items()})
+    whole = None if line.whole is None else back(line.whole)
+    return segment.NumberLayout(
+        [back(d) for d in line.digits], {i: back(d) for i, d in line.joins.items()}, whole
+    )
 
 
 def unturned_box(box: Box, shape: tuple[int, int], quarter: int) -> Box:
@@ -192,14 +195,17 @@ def without_printed_lines(ink: FoundInk) -> FoundInk:
     long keeps only such lines, at any resolution. A blob enclosing a digit is a printed box: its
     sides are erased down to FRAME_LINE digit sizes, which leaves only a digit touching it.
     """
-    frames = framing_blobs(ink.blobs) & np.array([is_straight(ink.labels, c) for c in ink.blobs], bool)
+    frames = framing_blobs(ink.blobs)
+    for i in np.flatnonzero(frames):  # only the few blobs around others need the closer look
+        frames[i] = is_straight(ink.labels, ink.blobs[i])
     plain = [c for c, frame in zip(ink.blobs, frames, strict=True) if not frame]
     size = digit_size(plain or ink.blobs)  # a form's boxes are no measure of its digits
     length = round(PRINTED_LINE * size)
     if not frames.any() and not any(max(c.w, c.h) > length for c in ink.blobs):
         return ink
     # Only the blobs found so far: labels also hold the specks, shadows and faint marks left out.
-    boxes = np.isin(ink.labels, [c.label for c in ink.blobs if c not in plain]).astype(np.uint8)
+    boxes = np.isin(ink.labels, [c.label for c, frame in zip(ink.blobs, frames, strict=True) if frame])
+    boxes = boxes.astype(np.uint8)
     mask = np.isin(ink.labels, [c.label for c in plain]).astype(np.uint8)
     mask |= boxes & (1 - straight_lines(boxes, FRAME_LINE * size))
     lines = straight_lines(mask, length) | (boxes & (1 - mask))
