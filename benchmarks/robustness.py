@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw
 
-from mnist_bot import NumberReading, Prediction, Recognizer, RecognizerError
+from mnist_bot import NumberReading, PageReading, Prediction, Recognizer, RecognizerError
 from mnist_bot.data import load_mnist
 from mnist_bot.training import reject
 from mnist_bot.training import synthetic as syn
@@ -37,6 +37,8 @@ from mnist_bot.training.realistic import is_held_out_writer  # no TensorFlow beh
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from failure_classes import FAILURE_KINDS, MAKERS  # a sibling script, not a package
+
+Reading = NumberReading | PageReading  # a number, or a page read the way the front ends read it
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"  # the checkout's sibling, as in CI
 DEFAULT_MNIST_DIR = SHARED / "mnist"
@@ -393,9 +395,9 @@ def _predict_one(rec: Recognizer, image: Image_) -> Prediction | None:
         return None
 
 
-def read_all(read: Callable[[Image_], NumberReading], images: Sequence[Image_]) -> list[NumberReading | None]:
+def read_all(read: Callable[[Image_], Reading], images: Sequence[Image_]) -> list[Reading | None]:
     """Read each image with `read`, None where the pipeline refuses it."""
-    out: list[NumberReading | None] = []
+    out: list[Reading | None] = []
     for image in images:
         try:
             out.append(read(image))
@@ -414,7 +416,7 @@ def score_chunk(
 ) -> None:
     """Run one chunk through the pipeline and the naive path and tally it."""
     images = [sample.image for sample in batch]
-    results: Sequence[Prediction | NumberReading | None] = [None] * len(batch)
+    results: Sequence[Prediction | Reading | None] = [None] * len(batch)
     if kind == "mnist":
         raw = np.stack([np.asarray(image, np.float32) / 255 for image in images])
         answers: list[Any] = [_as_answer(p) for p in rec.classify28(raw)]
@@ -444,12 +446,12 @@ def _as_answer(probabilities: np.ndarray) -> tuple[str, bool]:
     return str(int(np.argmax(probabilities))), False
 
 
-def _reading(result: Prediction | NumberReading | None) -> tuple[str | None, bool]:
+def _reading(result: Prediction | Reading | None) -> tuple[str | None, bool]:
     """Turn a pipeline result into an (answer, unsure) pair."""
     if result is None:
         return None, True
-    if isinstance(result, NumberReading):
-        return result.text, result.unsure
+    if isinstance(result, NumberReading | PageReading):
+        return result.text.replace("\n", ""), result.unsure  # a page's truth is its rows run together
     return str(result.digit), result.unsure
 
 
@@ -500,7 +502,11 @@ def _seen28(result: Any) -> np.ndarray | None:
     """Return the 28x28 input(s) the model saw, side by side and enlarged 4x, as uint8."""
     if result is None:
         return None
-    views = [p.input28 for p in result.digits] if isinstance(result, NumberReading) else [result.input28]
+    views = (
+        [p.input28 for p in result.digits]
+        if isinstance(result, NumberReading | PageReading)
+        else [result.input28]
+    )
     if not views:
         return None
     strip = np.concatenate([np.pad(v, 1, constant_values=0.5) for v in views], axis=1)

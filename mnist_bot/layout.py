@@ -74,6 +74,15 @@ def prepare_page(image: ImageInput) -> PageLayout:
     return PageLayout(ink_layout(page_ink(image)))
 
 
+def prepare_number(image: ImageInput) -> segment.NumberLayout:
+    """Prepare an image's digits as one line, left to right: the page path's ink, read as a number."""
+    ink = page_ink(image)
+    groups = segment.digit_groups(ink)
+    if not groups:
+        raise EmptyImageError(EMPTY_MESSAGE)
+    return segment.layout(ink, groups)
+
+
 def may_lie_turned(ink: FoundInk) -> bool:
     """Tell whether found ink is a page of enough characters that it may have been photographed turned."""
     return ink.origin == (0, 0) and len(page_characters(ink)) >= MIN_TURN_CHARACTERS
@@ -153,6 +162,8 @@ def is_page(rows: list[list[Component]]) -> bool:
 def single_line(ink: FoundInk) -> segment.NumberLayout:
     """Prepare the one number or the one digit of an image (the latter chosen among stray marks)."""
     groups = segment.digit_groups(ink)
+    if len(groups) <= MAX_WHOLE_GROUPS:  # one digit beside specks, not a number with a small broken piece
+        groups = segment.without_specks(groups)
     if len(groups) < 2:
         return segment.NumberLayout([prepare_found_digit(ink)])
     number = segment.layout(ink, groups)

@@ -250,8 +250,8 @@ class Recognizer:
         return self.check is not None and prediction.digit_probability < self.check.threshold
 
     def read_number(self, image: ImageInput) -> NumberReading:
-        """Read a multi-digit number, left to right."""
-        return self._read_layout(segment.prepare_number(image))
+        """Read one line of digits left to right (a number), whatever its layout; read() reads pages."""
+        return self._read_layout(layout.prepare_number(image))
 
     def read_page(self, image: ImageInput) -> PageReading:
         """Read every digit in the image: lines top to bottom, each left to right."""

@@ -170,6 +170,12 @@ def _height(group: list[Component]) -> int:
     return max(c.y + c.h for c in group) - min(c.y for c in group)
 
 
+def without_specks(groups: list[list[Component]]) -> list[list[Component]]:
+    """Drop groups far smaller than the tallest: a speck beside a digit, however surely it reads."""
+    tallest = max((_height(g) for g in groups), default=0)
+    return [g for g in groups if max(_height(g), _width(g)) >= SPECK_SHARE * tallest]
+
+
 def _width(group: list[Component]) -> int:
     """Return the width of a group's box."""
     return max(c.x + c.w for c in group) - min(c.x for c in group)
@@ -199,9 +205,6 @@ def line_groups(ink: FoundInk) -> list[list[Component]]:
 def digit_groups(ink: FoundInk) -> list[list[Component]]:
     """Group found ink into digits, left to right (empty when none looks like a digit)."""
     groups = line_groups(ink)
-    tallest = max((_height(g) for g in groups), default=0)
-    # A speck beside a digit is no digit, however surely the model reads its few pixels.
-    groups = [g for g in groups if max(_height(g), _width(g)) >= SPECK_SHARE * tallest]
     if not ink.drawing:
         groups = [g for g in groups if not is_background_mark(g, ink.labels.shape, ink.sparse, ink.labels)]
     return groups[:MAX_DIGITS]
