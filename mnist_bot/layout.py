@@ -27,6 +27,7 @@ from mnist_bot.preprocess import (
     label_ink,
     load_image_scaled,
     prepare_found_digit,
+    touches_border,
     union_box,
 )
 
@@ -42,7 +43,7 @@ FRAME_LINE = 1.0  # ... and a box's sides are erased from this many digit sizes 
 REMNANT_ASPECT = 4  # a blob this much longer than wide along an erased line is a piece of it
 STRAIGHT_SHARE = 0.5  # a box is at least this share straight lines; a digit around a piece of itself is not
 PRINTED_LINE = 1.5  # straight strokes this many digit sizes long are printed lines, never a digit's
-FRAME_MARGIN = 2  # working px from the frame within which ink counts as touching it
+FRAME_MARGIN = 2  # working px from the frame within which ink counts as touching it (a paper edge's rest)
 LINE_ASPECT = 8  # a blob this many times longer than wide is a straight stroke
 MAIN_SHARE = 0.4  # blobs at least this share as tall as the page's tall ones are characters; less are pieces
 LINE_OVERLAP = 0.4  # neighbours on a line share at least this share of the shorter one's rows...
@@ -67,11 +68,6 @@ class PageLayout:
 
     lines: list[segment.NumberLayout]
     rotation: int = 0
-
-
-def prepare_page(image: ImageInput) -> PageLayout:
-    """Find, order and prepare every digit of an upright image (one decode; two for fine print)."""
-    return PageLayout(ink_layout(page_ink(image)))
 
 
 def prepare_number(image: ImageInput) -> segment.NumberLayout:
@@ -308,13 +304,9 @@ def page_characters(ink: FoundInk) -> list[Component]:
     height = digit_height(ink.blobs)
     shape = ink.labels.shape
     # A page's digits lie inside the frame; what touches it is a paper edge, a shadow or a cut-off mark.
-    return [c for c in ink.blobs if is_character_sized(c, height) and not touches_frame(c, shape)]
-
-
-def touches_frame(c: Component, shape: tuple[int, ...]) -> bool:
-    """Tell whether a blob touches the edge of the image (within FRAME_MARGIN px: a paper edge's rest)."""
-    near = FRAME_MARGIN
-    return c.x <= near or c.y <= near or c.x + c.w >= shape[1] - near or c.y + c.h >= shape[0] - near
+    return [
+        c for c in ink.blobs if is_character_sized(c, height) and not touches_border(c, shape, FRAME_MARGIN)
+    ]
 
 
 def page_rows(ink: FoundInk) -> list[list[Component]]:
@@ -331,7 +323,9 @@ def page_rows(ink: FoundInk) -> list[list[Component]]:
     chosen = set(characters)
     shape = ink.labels.shape
     pieces = [
-        c for c in ink.blobs if c not in chosen and c.h < MAIN_SHARE * height and not touches_frame(c, shape)
+        c
+        for c in ink.blobs
+        if c not in chosen and c.h < MAIN_SHARE * height and not touches_border(c, shape, FRAME_MARGIN)
     ]
     return attach_pieces(rows, pieces, height)
 
@@ -484,10 +478,3 @@ def is_digit_candidate(group: list[Component], height: float) -> bool:
 def prepared_digits(page: PageLayout) -> list[PreparedDigit]:
     """Return every prepared digit of a page, in reading order."""
     return [digit for line in page.lines for digit in line.digits]
-
-
-def require_digits(page: PageLayout) -> PageLayout:
-    """Raise EmptyImageError when a page has no digit at all."""
-    if not prepared_digits(page):
-        raise EmptyImageError(EMPTY_MESSAGE)
-    return page

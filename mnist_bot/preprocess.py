@@ -610,16 +610,16 @@ def drop_soft(labels: np.ndarray, found: list[Component], ink: np.ndarray) -> li
     return [c for c in found if sharpness[c.label] >= floor]
 
 
-def _touches_border(c: Component, shape: tuple[int, ...]) -> bool:
-    """Tell whether a blob touches the frame (paper edges and shadows usually do)."""
-    return c.x == 0 or c.y == 0 or c.x + c.w >= shape[1] or c.y + c.h >= shape[0]
+def touches_border(c: Component, shape: tuple[int, ...], margin: int = 0) -> bool:
+    """Tell whether a blob touches the frame, or comes within `margin` px of it (paper edges, shadows)."""
+    return c.x <= margin or c.y <= margin or c.x + c.w >= shape[1] - margin or c.y + c.h >= shape[0] - margin
 
 
 def select_digit(found: list[Component], shape: tuple[int, ...]) -> list[Component]:
     """Pick the main blob and the nearby pieces that belong to the same digit."""
     if not found:
         raise EmptyImageError(EMPTY_MESSAGE)
-    inside = [c for c in found if not _touches_border(c, shape)] or found
+    inside = [c for c in found if not touches_border(c, shape)] or found
     main = max(inside, key=lambda c: c.area)
     reach = max(3, int(0.25 * max(main.h, main.w)))
     return [main] + [

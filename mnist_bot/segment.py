@@ -17,7 +17,6 @@ from mnist_bot.preprocess import (
     PreparedDigit,
     find_ink,
     is_background_mark,
-    prepare_found_digit,
     prepare_parts,
     union_box,
 )
@@ -236,13 +235,3 @@ def prepare_number(image: ImageInput) -> NumberLayout:
     if not groups:
         raise EmptyImageError(EMPTY_MESSAGE)
     return layout(ink, groups)
-
-
-def prepare_digit_or_number(image: ImageInput) -> NumberLayout:
-    """Prepare a number's digits when there are two or more, else the single digit; one decode."""
-    ink = find_ink(image)
-    groups = digit_groups(ink)
-    if len(groups) >= 2:
-        return layout(ink, groups)
-    # The single-digit path picks the digit among stray marks more carefully than segmentation.
-    return NumberLayout([prepare_found_digit(ink)])
