@@ -115,6 +115,9 @@ train: $(TEST_STAMP)  ## retrain the shipped models (about an hour and a half on
 		--extra-data build/extra_a.npz --extra-data build/extra_b.npz --extra-data build/extra_c.npz \
 		--extra-data build/extra_d.npz --extra-data build/extra_e.npz --extra-data build/extra_f.npz \
 		--extra-data build/extra_g.npz
+	# The "not a digit" head reads the CNN's frozen features; it rewrites models/cnn.tflite with
+	# a second output (P(digit)) and adds its rule to models/cnn.json.
+	$(BIN)/mnist-bot train-reject --handwriting-dir $(HANDWRITING_DIR)
 
 evaluate: $(TEST_STAMP)
 	$(BIN)/mnist-bot evaluate --report reports/cnn

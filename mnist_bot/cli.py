@@ -77,9 +77,9 @@ def _train_reject_parser(sub: Any) -> None:
     """Add `mnist-bot train-reject`."""
     p = sub.add_parser(
         "train-reject",
-        help="train the 'not a digit' model on rendered digits, letters, blank paper, scribbles",
+        help="train the 'not a digit' head on the CNN's frozen features and ship it in the CNN's .tflite",
     )
-    p.add_argument("--epochs", type=int, default=8, metavar="N", help="epochs (default: 8)")
+    p.add_argument("--epochs", type=int, default=20, metavar="N", help="epochs of the head (default: 20)")
     p.add_argument("--seed", type=int, default=21, metavar="N", help="seed of the renders (default: 21)")
     p.add_argument(
         "--handwriting-dir",
@@ -88,14 +88,19 @@ def _train_reject_parser(sub: Any) -> None:
         metavar="DIR",
         help="folder with the UNIPEN digits and letters (unipen_1a_digits / unipen_1bcd_letters .jsonl.gz)",
     )
-    # Not models/ by default: a reject model there is used by every Recognizer.load, and the one
-    # trained so far turns away real digits (benchmarks/README.md, "The 'not a digit' model").
+    p.add_argument(
+        "--model",
+        type=Path,
+        default=Path("models/cnn.keras"),
+        metavar="PATH",
+        help="the digit model whose features the head reads (default: models/cnn.keras); its weights are kept",
+    )
     p.add_argument(
         "--out",
         type=Path,
-        default=Path("build/reject"),
         metavar="DIR",
-        help="output folder (default: build/reject)",
+        help="where the combined .tflite, reject.keras and the rule in the model's .json go "
+        "(default: beside --model, replacing the digit-only .tflite)",
     )
     _mnist_dir_option(p)
 
@@ -319,21 +324,27 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_train_reject(args: argparse.Namespace) -> int:
-    """Render the reject model's data, train it, calibrate its threshold, and say how it did."""
+    """Render the reject's data, train its head, calibrate its rule, and write the combined model."""
     from mnist_bot.data import load_mnist
-    from mnist_bot.training.reject import RejectCounts, build_reject_data
+    from mnist_bot.training.reject import RejectCounts, build_reject_data, calibration_inputs
 
     train_reject = _training_import("mnist_bot.training.train_reject")
-    x, y = build_reject_data(
-        load_mnist(args.mnist_dir).train, args.handwriting_dir, RejectCounts(), args.seed
-    )
+    data = build_reject_data(load_mnist(args.mnist_dir).train, args.handwriting_dir, RejectCounts(), args.seed)
+    calibration = train_reject.Calibration(calibration_inputs(args.handwriting_dir, 2000, args.seed + 10))
+    out = args.out or args.model.parent
     command = " ".join(["mnist-bot", *args.argv])
-    result = train_reject.train_reject(x, y, args.out, epochs=args.epochs, command=command)
-    meta = result.metadata
-    print(
-        f"reject: threshold {meta['threshold']:.4f} keeps {meta['validation_digits_kept']:.2%} of held-back "
-        f"digits and rejects {meta['validation_non_digits_rejected']:.2%} of non-digits"
+    result = train_reject.train_reject(
+        data, calibration, args.model, out, epochs=args.epochs, command=command
     )
+    model_json = args.model.with_suffix(".json")
+    train_reject.write_metadata(result, model_json, out / model_json.name)
+    rule = result.metadata["reject"]
+    print(f"reject: no digit when P(digit) < {rule['low']:.4f}, or < {rule['doubtful']:.4f} and unsure")
+    for name, figures in rule["calibration"].items():
+        print(
+            f"  {name}: {figures['n']} inputs, {figures['digits_lost']:.2%} of digits lost, "
+            f"{figures['non_digits_rejected']:.2%} of non-digits rejected"
+        )
     print(f"wrote {result.tflite_path}")
     return 0
 

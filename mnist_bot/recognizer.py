@@ -27,10 +27,8 @@ ORIENTATION_SAMPLE = 32  # digits read each way up to choose the page's way up
 # way: a turned page must read clearly better than upright, and a page read well upright is not turned.
 UPRIGHT_BONUS = 0.1  # nats of mean log-confidence a turned page must gain to be read turned
 SURELY_UPRIGHT = float(np.log(0.9))  # a page reading at least this well upright is taken as it stands
-# A "not a digit" model beside the digit model (reject.tflite, from `mnist-bot train-reject`) gives
-# P(digit) for each cut-out; its .json holds the level under which a cut-out is no digit. None ships
-# yet: the one trained so far turns away real digits (benchmarks/README.md).
-REJECT_MODEL = "reject.tflite"
+# The shipped model's reject head (`mnist-bot train-reject`) answers P(digit) beside the ten
+# probabilities; the model's .json holds the rule chosen on held-out writers ("reject": low, doubtful).
 NOT_A_DIGIT = "That doesn't look like a digit to me; try writing one digit, large and clear."
 
 # The fast path's test of "already MNIST": every MNIST digit passes it with room to spare (its centre
@@ -53,7 +51,7 @@ class Prediction:
     unsure: bool
     input28: np.ndarray  # (28, 28) float32 in [0, 1]
     box: Box | None = None  # where the digit was found in the input, in input pixels
-    digit_probability: float = 1.0  # the reject model's P(this is a digit at all); 1.0 without one
+    digit_probability: float = 1.0  # the reject head's P(this is a digit at all); 1.0 without one
 
     def ranked(self, top: int = 3) -> list[tuple[int, float]]:
         """Return the `top` (digit, probability) pairs, most likely first."""
@@ -142,22 +140,24 @@ def _prediction(prepared: PreparedDigit, probabilities: np.ndarray, p_digit: flo
 
 
 @dataclass(frozen=True)
-class DigitCheck:
-    """The "not a digit" model and the P(digit) under which a cut-out is no digit."""
+class RejectRule:
+    """When a cut-out is no digit: P(digit) under `low`, or under `doubtful` with an unsure answer."""
 
-    runtime: Runtime
-    threshold: float
+    low: float
+    doubtful: float
 
     @classmethod
-    def load(cls, path: Path) -> DigitCheck | None:
-        """Load the reject model at `path` and its calibrated threshold, or None when there is none."""
-        if not path.is_file():
+    def from_metadata(cls, metadata: dict[str, Any]) -> RejectRule | None:
+        """Read the rule from a model's metadata; None for a model without a reject head's rule."""
+        rule = metadata.get("reject")
+        if not isinstance(rule, dict) or "low" not in rule:
             return None
-        return cls(load_runtime(path), float(_read_metadata(path).get("threshold", 0.5)))
+        return cls(float(rule["low"]), float(rule.get("doubtful", rule["low"])))
 
-    def p_digit(self, batch: np.ndarray) -> np.ndarray:
-        """Return float32 (N,) P(digit) for (N, 28, 28) model inputs."""
-        return self.runtime.predict(batch).reshape(len(batch))
+    def rejects(self, prediction: Prediction) -> bool:
+        """Tell whether a prediction's cut-out is no digit (a letter, a mark, a shadow)."""
+        p_digit = prediction.digit_probability
+        return p_digit < self.low or (prediction.unsure and p_digit < self.doubtful)
 
 
 def upright_score(page: PageReading) -> float:
@@ -221,18 +221,17 @@ class Recognizer:
     """Recognise handwritten digits in photos, drawings and arrays."""
 
     def __init__(
-        self, runtime: Runtime, metadata: dict[str, Any] | None = None, check: DigitCheck | None = None
+        self, runtime: Runtime, metadata: dict[str, Any] | None = None, reject: RejectRule | None = None
     ) -> None:
         self.runtime = runtime
         self.metadata = metadata or {}
-        self.check = check
+        self.reject = reject if reject is not None else RejectRule.from_metadata(self.metadata)
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> Recognizer:
-        """Load a model (`path`, else MNIST_BOT_MODEL, else the shipped one) and the reject model by it."""
+        """Load a model (`path`, else MNIST_BOT_MODEL, else the shipped one) with its reject rule."""
         model_path = resolve_model_path(path if path is not None else load_settings().model_path)
-        check = DigitCheck.load(model_path.parent / REJECT_MODEL)
-        return cls(load_runtime(model_path), _read_metadata(model_path), check)
+        return cls(load_runtime(model_path), _read_metadata(model_path))
 
     def predict(self, image: ImageInput) -> Prediction:
         """Recognise the single digit in `image`; raise EmptyImageError when it holds no digit."""
@@ -246,8 +245,8 @@ class Recognizer:
         return predictions
 
     def is_no_digit(self, prediction: Prediction) -> bool:
-        """Tell whether the reject model says a cut-out is no digit (a letter, a mark, a shadow)."""
-        return self.check is not None and prediction.digit_probability < self.check.threshold
+        """Tell whether the reject head says a cut-out is no digit (a letter, a mark, a shadow)."""
+        return self.reject is not None and self.reject.rejects(prediction)
 
     def read_number(self, image: ImageInput) -> NumberReading:
         """Read one line of digits left to right (a number), whatever its layout; read() reads pages."""
@@ -329,8 +328,8 @@ class Recognizer:
         if not prepared:
             return []
         batch = np.stack([p.input28 for p in prepared])
-        probabilities = self.classify28(batch)
-        p_digit = self.check.p_digit(batch) if self.check is not None else np.ones(len(prepared), np.float32)
+        probabilities, digitness = self.runtime.predict_with_digitness(batch)
+        p_digit = digitness if digitness is not None else np.ones(len(prepared), np.float32)
         return [
             _prediction(p, probs, float(pd))
             for p, probs, pd in zip(prepared, probabilities, p_digit, strict=True)

@@ -30,6 +30,10 @@ class Runtime(Protocol):
         """Map float32 (N, 28, 28) in [0, 1] to float32 (N, 10) probabilities."""
         ...
 
+    def predict_with_digitness(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Return (N, 10) probabilities and, from a model with a reject head, float32 (N,) P(digit)."""
+        ...
+
 
 class LiteRtRuntime:
     """Run a `.tflite` model with the LiteRT interpreter (no TensorFlow import)."""
@@ -47,7 +51,10 @@ class LiteRtRuntime:
         try:
             self._interpreter = Interpreter(model_path=str(path), num_threads=1)
             self._input = self._interpreter.get_input_details()[0]
-            self._output = self._interpreter.get_output_details()[0]
+            # A model with a reject head has a second output, P(digit), of one value per input.
+            outputs = self._interpreter.get_output_details()
+            self._output = next(o for o in outputs if o["shape"][-1] == NUM_CLASSES)
+            self._digitness = next((o for o in outputs if o["shape"][-1] == 1), None)
             # The first allocation applies XNNPACK, which LiteRT announces on stderr: do it now, muted.
             with native_logs_muted():
                 self._resize(1)
@@ -64,14 +71,27 @@ class LiteRtRuntime:
             self._interpreter.allocate_tensors()
             self._batch = batch_size
 
+    @property
+    def has_digitness(self) -> bool:
+        """Whether the model answers P(digit) beside the ten probabilities."""
+        return self._digitness is not None
+
     def predict(self, batch: np.ndarray) -> np.ndarray:
         """Run one interpreter call for the whole batch."""
+        return self.predict_with_digitness(batch)[0]
+
+    def predict_with_digitness(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Run one interpreter call for the whole batch: probabilities, and P(digit) when the model has it."""
         with self._lock:
             self._resize(len(batch))
             model_input = batch.reshape([len(batch), *self._input["shape"][1:]]).astype(np.float32)
             self._interpreter.set_tensor(self._input["index"], model_input)
             self._interpreter.invoke()
-            return np.array(self._interpreter.get_tensor(self._output["index"]), dtype=np.float32)
+            probabilities = np.array(self._interpreter.get_tensor(self._output["index"]), dtype=np.float32)
+            if self._digitness is None:
+                return probabilities, None
+            digitness = self._interpreter.get_tensor(self._digitness["index"])
+            return probabilities, np.array(digitness, dtype=np.float32).reshape(len(batch))
 
 
 class KerasRuntime:
@@ -96,22 +116,38 @@ class KerasRuntime:
         """Call the model directly; `model.predict` is far slower for small batches."""
         return np.asarray(self._model(batch[..., np.newaxis], training=False), dtype=np.float32)
 
+    def predict_with_digitness(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Return the probabilities; the `.keras` digit model has no reject head."""
+        return self.predict(batch), None
+
 
 class FakeRuntime:
     """A deterministic stand-in for tests: scores come from a plain function."""
 
     name = "fake"
 
-    def __init__(self, score: Callable[[np.ndarray], np.ndarray] | None = None) -> None:
+    def __init__(
+        self,
+        score: Callable[[np.ndarray], np.ndarray] | None = None,
+        digitness: Callable[[np.ndarray], float] | None = None,
+    ) -> None:
         self._score = score or _ink_fraction_scores
+        self._digitness = digitness  # P(digit) of one input, as a reject head answers it
         self.calls = 0
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         """Return softmax-normalised scores for each input."""
+        return self.predict_with_digitness(batch)[0]
+
+    def predict_with_digitness(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Return softmax-normalised scores and, given a digitness function, P(digit) of each input."""
         self.calls += 1
         logits = np.stack([self._score(image) for image in batch]).astype(np.float32)
         exp = np.exp(logits - logits.max(axis=1, keepdims=True))
-        return exp / exp.sum(axis=1, keepdims=True)
+        probabilities = exp / exp.sum(axis=1, keepdims=True)
+        if self._digitness is None:
+            return probabilities, None
+        return probabilities, np.array([self._digitness(image) for image in batch], np.float32)
 
 
 def _ink_fraction_scores(image: np.ndarray) -> np.ndarray:

@@ -11,33 +11,28 @@ import pytest
 from PIL import Image
 
 from mnist_bot import EmptyImageError
-from mnist_bot.config import DEFAULT_MODEL
-from mnist_bot.recognizer import NOT_A_DIGIT, REJECT_MODEL, DigitCheck, Prediction, Recognizer
+from mnist_bot.recognizer import NOT_A_DIGIT, Prediction, Recognizer, RejectRule
 from mnist_bot.runtime import FakeRuntime
 from mnist_bot.training import reject
 from mnist_bot.training.realistic import is_held_out_writer
 from tests.conftest import draw_digit, encode
 
 
-class FixedDigitness:
-    """A reject runtime answering P(digit) from the ink's height: a flat mark (a dash) is no digit."""
-
-    name = "fixed"
-
-    def __init__(self, p_digit: float | None = None) -> None:
-        self.p_digit = p_digit
-
-    def predict(self, batch: np.ndarray) -> np.ndarray:
-        """Return (N, 1): the fixed value, or 0.95 for ink over 8 rows high and 0.05 for flatter ink."""
-        if self.p_digit is not None:
-            return np.full((len(batch), 1), self.p_digit, np.float32)
-        rows = (batch > 0.3).any(axis=2).sum(axis=1)
-        return np.where(rows > 8, 0.95, 0.05).astype(np.float32)[:, None]
+def flat_is_no_digit(image: np.ndarray) -> float:
+    """P(digit) from the ink's height: 0.95 for ink over 8 rows high, 0.05 for flatter ink (a dash)."""
+    return 0.95 if int((image > 0.3).any(axis=1).sum()) > 8 else 0.05
 
 
-def recognizer(p_digit: float | None = None, threshold: float = 0.3) -> Recognizer:
-    """A fake recognizer with a fake reject model."""
-    return Recognizer(FakeRuntime(), check=DigitCheck(FixedDigitness(p_digit), threshold))
+def recognizer(p_digit: float | None = None, low: float = 0.3, doubtful: float | None = None) -> Recognizer:
+    """A fake recognizer whose runtime answers P(digit): a fixed value, or by the ink's height."""
+    digitness = flat_is_no_digit if p_digit is None else (lambda _: p_digit)
+    rule = RejectRule(low, low if doubtful is None else doubtful)
+    return Recognizer(FakeRuntime(digitness=digitness), reject=rule)
+
+
+def doubtful_one(p_digit: float, unsure: bool) -> Prediction:
+    """A prediction of 1 with the given P(digit) and unsure flag."""
+    return Prediction(1, 1.0, (0.0,) * 10, unsure, np.zeros((28, 28)), digit_probability=p_digit)
 
 
 def test_a_cut_out_under_the_threshold_is_no_digit() -> None:
@@ -46,9 +41,16 @@ def test_a_cut_out_under_the_threshold_is_no_digit() -> None:
         recognizer(0.1).predict(image)
     with pytest.raises(EmptyImageError):
         recognizer(0.1).predict_batch([image, image])
-    doubtful = Prediction(1, 1.0, (0.0,) * 10, False, np.zeros((28, 28)), digit_probability=0.29)
-    assert recognizer(threshold=0.3).is_no_digit(doubtful)
-    assert not Recognizer(FakeRuntime()).is_no_digit(doubtful)  # no reject model, no rejection
+    assert recognizer(low=0.3).is_no_digit(doubtful_one(0.29, unsure=False))
+    assert not Recognizer(FakeRuntime()).is_no_digit(doubtful_one(0.29, unsure=False))  # no rule, no rejection
+
+
+def test_a_doubtful_cut_out_is_no_digit_only_when_its_answer_is_unsure() -> None:
+    rec = recognizer(low=0.1, doubtful=0.5)
+    assert not rec.is_no_digit(doubtful_one(0.3, unsure=False))
+    assert rec.is_no_digit(doubtful_one(0.3, unsure=True))
+    assert not rec.is_no_digit(doubtful_one(0.6, unsure=True))
+    assert rec.is_no_digit(doubtful_one(0.05, unsure=False))
 
 
 def test_a_kept_answer_carries_its_digitness_and_keeps_its_unsure_flag() -> None:
@@ -59,7 +61,7 @@ def test_a_kept_answer_carries_its_digitness_and_keeps_its_unsure_flag() -> None
     assert kept.digit_probability == pytest.approx(0.5)
 
 
-def test_without_a_reject_model_every_cut_out_is_a_digit() -> None:
+def test_without_a_reject_head_every_cut_out_is_a_digit() -> None:
     prediction = Recognizer(FakeRuntime()).predict(encode(draw_digit(1)))
     assert prediction.digit_probability == 1.0
 
@@ -69,7 +71,7 @@ def test_a_number_drops_what_is_no_digit_and_an_all_rejected_number_is_empty() -
     image[20:80, 40:48] = 0  # a bold 1: much ink in its 28x28
     image[20:80, 140:148] = 0
     image[76:80, 230:290] = 0  # a dash: flat once fit into 20x20
-    reading = recognizer(threshold=0.3).read_number(encode_array(image))
+    reading = recognizer(low=0.3).read_number(encode_array(image))
     assert len(reading.digits) == 2
     with pytest.raises(EmptyImageError, match=NOT_A_DIGIT[:20]):
         recognizer(0.1).read(encode(draw_digit(7)))
@@ -80,26 +82,28 @@ def encode_array(array: np.ndarray) -> bytes:
     return encode(Image.fromarray(array))
 
 
-def test_the_reject_model_is_loaded_beside_the_digit_model_with_its_threshold(tmp_path: Path) -> None:
-    assert DigitCheck.load(tmp_path / REJECT_MODEL) is None
-    assert Recognizer.load(DEFAULT_MODEL).check is None  # none ships yet (see benchmarks/README.md)
-    for name in ("cnn.tflite", "cnn.json"):
-        (tmp_path / name).write_bytes((DEFAULT_MODEL.parent / name).read_bytes())
-    (tmp_path / REJECT_MODEL).write_bytes((DEFAULT_MODEL.parent / "dense.tflite").read_bytes())  # any .tflite
-    (tmp_path / "reject.json").write_text(json.dumps({"threshold": 0.25}))
-    loaded = Recognizer.load(tmp_path / "cnn.tflite").check
-    assert loaded is not None and loaded.threshold == 0.25
+def test_the_rule_is_read_from_the_model_metadata() -> None:
+    assert RejectRule.from_metadata({}) is None
+    assert RejectRule.from_metadata({"reject": {"low": 0.01, "doubtful": 0.2}}) == RejectRule(0.01, 0.2)
+    assert Recognizer(FakeRuntime(), {"reject": {"low": 0.02}}).reject == RejectRule(0.02, 0.02)
 
 
-def test_calibration_keeps_nearly_every_held_back_digit() -> None:
-    from mnist_bot.training.train_reject import KEPT_DIGITS, calibrate
+def test_the_chosen_rule_loses_at_most_the_allowed_share_of_digits_in_every_set() -> None:
+    from mnist_bot.training.train_reject import MAX_DIGITS_LOST, choose_rule, reject_mask
 
     rng = np.random.default_rng(0)
-    p_digit = np.concatenate([rng.uniform(0.6, 1.0, 1000), rng.uniform(0.0, 0.4, 1000)])
-    y = np.concatenate([np.ones(1000), np.zeros(1000)]).astype(np.uint8)
-    result = calibrate(p_digit, y)
-    assert result["validation_digits_kept"] >= KEPT_DIGITS
-    assert result["threshold"] <= 0.5 and result["validation_non_digits_rejected"] == 1.0
+    y = np.concatenate([np.ones(2000), np.zeros(2000)]).astype(np.uint8)
+    # One set's digits are clear; the other's overlap its non-digits, and only unsure answers tell them apart.
+    clear = np.concatenate([rng.uniform(0.6, 1.0, 2000), rng.uniform(0.0, 0.4, 2000)])
+    mixed = np.concatenate([rng.uniform(0.2, 1.0, 2000), rng.uniform(0.0, 0.5, 2000)])
+    unsure = np.concatenate([np.zeros(2000, bool), rng.random(2000) < 0.8])
+    scored = {"clear": (clear, unsure, y), "mixed": (mixed, unsure, y)}
+    rule = choose_rule(scored)
+    for p, flags, labels in scored.values():
+        lost = reject_mask(p[labels == 1], flags[labels == 1], **rule).mean()
+        assert lost <= MAX_DIGITS_LOST
+    assert rule["doubtful"] > rule["low"]  # unsure non-digits are turned away at a higher P(digit)
+    assert reject_mask(mixed[2000:], unsure[2000:], **rule).mean() > 0.7
 
 
 def write_letters(path: Path) -> None:

@@ -24,10 +24,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from mnist_bot import layout
 from mnist_bot.data import Split
 from mnist_bot.errors import RecognizerError
-from mnist_bot.preprocess import prepare_digit
-from mnist_bot.training import realistic
+from mnist_bot.preprocess import Box, prepare_digit
+from mnist_bot.training import pages, realistic
 from mnist_bot.training import synthetic as syn
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,14 @@ class RejectCounts:
     letter_photos: int = 2000
     blank_photos: int = 2000
     scribbles: int = 2000
+    pages: int = 300  # synthetic pages of training digits, cut into candidates as read_page cuts them
+
+
+# Pages whose pieces teach the reject: letters beside digits, printed boxes, dashes, ruled rows.
+PIECE_KINDS = ("words", "form", "words", "phone", "rows", "grid")
+PAGE_SEED = 7_000_000  # far from the page benchmark's seeds (seed * 100,000 + i)
+DIGIT_IOU = 0.5  # a candidate this close to a written digit's box is that digit...
+NON_DIGIT_IOU = 0.1  # ... one overlapping every written digit less than this is no digit
 
 
 def load_letters(path: Path, held_out: bool = False) -> list[Letter]:
@@ -99,51 +108,138 @@ def prepared(images: Iterable[object]) -> Iterator[np.ndarray]:
             continue
 
 
+def _stacked(inputs: Iterable[np.ndarray]) -> np.ndarray:
+    """Stack 28x28 inputs as float32 (N, 28, 28), also when there are none."""
+    items = list(inputs)
+    return np.stack(items).astype(np.float32) if items else np.zeros((0, 28, 28), np.float32)
+
+
 def digit_inputs(
     train: Split, handwriting: Path, counts: RejectCounts, rng: np.random.Generator
-) -> np.ndarray:
-    """Render digits as users send them and return what the model sees: float32 (N, 28, 28)."""
+) -> dict[str, np.ndarray]:
+    """Render digits as users send them; return what the model sees by source: float32 (N, 28, 28)."""
     picks = rng.choice(len(train.images), counts.mnist_grey, replace=False)
-    parts = [np.stack(list(prepared(train.images[i] for i in picks)))]
-    parts.append(realistic.mnist_photos(train, counts.mnist_photos, rng).images / 255.0)
-    parts.append(realistic.mnist_canvases(train, counts.mnist_canvases, rng).images / 255.0)
-    parts.append(realistic.mnist_number_digits(train, counts.number_photos, rng).images / 255.0)
     unipen = [
         s
         for s in syn.load_unipen(handwriting / realistic.UNIPEN_FILE)
         if not realistic.is_held_out_writer(s[2])
     ]
     chosen = rng.choice(len(unipen), min(counts.unipen_digits, len(unipen)), replace=False)
-    parts.append(np.stack(list(prepared(syn.canvas_of_strokes(unipen[i][1], rng) for i in chosen))))
-    return np.concatenate(parts).astype(np.float32)
+    return {
+        "mnist grey": _stacked(prepared(train.images[i] for i in picks)),
+        "mnist photos": realistic.mnist_photos(train, counts.mnist_photos, rng).images / 255.0,
+        "mnist canvases": realistic.mnist_canvases(train, counts.mnist_canvases, rng).images / 255.0,
+        "number digits": realistic.mnist_number_digits(train, counts.number_photos, rng).images / 255.0,
+        "unipen digits": _stacked(prepared(syn.canvas_of_strokes(unipen[i][1], rng) for i in chosen)),
+    }
 
 
-def non_digit_inputs(handwriting: Path, counts: RejectCounts, rng: np.random.Generator) -> np.ndarray:
-    """Render letters, blank paper and scribbles as users send them: float32 (N, 28, 28)."""
+def non_digit_inputs(handwriting: Path, counts: RejectCounts, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Render letters, blank paper and scribbles as users send them, by source: float32 (N, 28, 28)."""
     letters = load_letters(handwriting / LETTERS_FILE)
     canvases = rng.choice(len(letters), counts.letter_canvases, replace=False)
     photos = rng.choice(len(letters), counts.letter_photos, replace=False)
     blank = (syn.photograph(np.zeros((480, 640), np.float32), rng) for _ in range(counts.blank_photos))
-    parts = [
-        list(prepared(syn.canvas_of_strokes(letters[i][1], rng) for i in canvases)),
-        list(prepared(letter_photo(letters[i][1], rng) for i in photos)),
-        list(prepared(blank)),
-        list(prepared(scribble(rng) for _ in range(counts.scribbles))),
-    ]
-    for name, part in zip(
-        ("letter canvases", "letter photos", "blank photos", "scribbles"), parts, strict=True
-    ):
-        log.info("not a digit, %s: %d inputs", name, len(part))
-    return np.stack([x for part in parts for x in part]).astype(np.float32)
+    return {
+        "letter canvases": _stacked(prepared(syn.canvas_of_strokes(letters[i][1], rng) for i in canvases)),
+        "letter photos": _stacked(prepared(letter_photo(letters[i][1], rng) for i in photos)),
+        "blank photos": _stacked(prepared(blank)),
+        "scribbles": _stacked(prepared(scribble(rng) for _ in range(counts.scribbles))),
+    }
 
 
-def build_reject_data(
-    train: Split, handwriting: Path, counts: RejectCounts, seed: int
+def box_iou(a: Box | pages.Box, b: Box | pages.Box) -> float:
+    """Return the intersection over union of two (x, y, w, h) boxes."""
+    w = min(a.x + a.w, b.x + b.w) - max(a.x, b.x)
+    h = min(a.y + a.h, b.y + b.h) - max(a.y, b.y)
+    inter = max(w, 0) * max(h, 0)
+    union = a.w * a.h + b.w * b.h - inter
+    return inter / union if union > 0 else 0.0
+
+
+def page_candidates(page: pages.Page) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Cut a page into candidates as read_page does: (the written digits' inputs, the others')."""
+    try:
+        lines = layout.ink_layout(layout.page_ink(page.image))
+    except RecognizerError:
+        return [], []
+    truth = [d.box for d in page.digits]
+    digits, others = [], []
+    for candidate in (d for line in lines for d in line.digits):
+        best = max((box_iou(candidate.box, t) for t in truth), default=0.0)
+        if best >= DIGIT_IOU:
+            digits.append(candidate.input28)
+        elif best < NON_DIGIT_IOU:  # pieces of a digit (half a broken 4) are neither
+            others.append(candidate.input28)
+    return digits, others
+
+
+def page_pieces(
+    train: Split, letters: list[Letter], count: int, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Return inputs (N, 28, 28) uint8, stored as MNIST's are, and labels (N,) uint8: 1 a digit, 0 not."""
+    """Cut `count` synthetic pages of training digits and writers into (digit, non-digit) inputs."""
+    sources = pages.PageSources(train.images, train.labels, [s for s in letters if s[0].isalpha()])
+    first = int(rng.integers(0, 1_000_000))
+    digits: list[np.ndarray] = []
+    others: list[np.ndarray] = []
+    for i in range(count):
+        page = pages.render_page(PIECE_KINDS[i % len(PIECE_KINDS)], sources, PAGE_SEED + first + i)
+        found, rest = page_candidates(page)
+        digits += found
+        others += rest
+    log.info("page pieces: %d digits, %d not digits from %d pages", len(digits), len(others), count)
+    empty = np.zeros((0, 28, 28), np.float32)
+    return (np.stack(digits) if digits else empty), (np.stack(others) if others else empty)
+
+
+@dataclass(frozen=True)
+class RejectData:
+    """The reject's training inputs: uint8 (N, 28, 28) as MNIST's, labels (1 a digit), each one's source."""
+
+    x: np.ndarray
+    y: np.ndarray
+    source: np.ndarray  # (N,) int: an index into `names`
+    names: tuple[str, ...]
+
+
+def build_reject_data(train: Split, handwriting: Path, counts: RejectCounts, seed: int) -> RejectData:
+    """Render every source of digits and non-digits through the serving pipeline."""
     rng = np.random.default_rng(seed)
     digits = digit_inputs(train, handwriting, counts, rng)
     others = non_digit_inputs(handwriting, counts, rng)
-    x = np.round(np.concatenate([digits, others]) * 255).astype(np.uint8)
-    y = np.concatenate([np.full(len(digits), DIGIT), np.full(len(others), NOT_DIGIT)]).astype(np.uint8)
-    return x, y
+    page_digits, page_others = page_pieces(train, load_letters(handwriting / LETTERS_FILE), counts.pages, rng)
+    digits["page digits"], others["page pieces"] = page_digits, page_others
+    parts = [(name, part, DIGIT) for name, part in digits.items()]
+    parts += [(name, part, NOT_DIGIT) for name, part in others.items()]
+    for name, part, _ in parts:
+        log.info("%s: %d inputs", name, len(part))
+    return RejectData(
+        x=np.round(np.concatenate([part for _, part, _ in parts]) * 255).astype(np.uint8),
+        y=np.concatenate([np.full(len(part), label) for _, part, label in parts]).astype(np.uint8),
+        source=np.concatenate([np.full(len(part), i) for i, (_, part, _) in enumerate(parts)]),
+        names=tuple(name for name, _, _ in parts),
+    )
+
+
+def calibration_inputs(handwriting: Path, count: int, seed: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Render held-out UNIPEN writers' digits and letters (the latter half photographed) to calibrate on.
+
+    Returns float32 (N, 28, 28) inputs and labels (1 a digit) by set name. The writers are never
+    trained on, so the rule is chosen on other people's pens, as users' will be.
+    """
+    rng = np.random.default_rng(seed)
+    unipen = [s for s in syn.load_unipen(handwriting / realistic.UNIPEN_FILE) if realistic.is_held_out_writer(s[2])]
+    letters = load_letters(handwriting / LETTERS_FILE, held_out=True)
+    chosen = rng.choice(len(unipen), min(count, len(unipen)), replace=False)
+    picked = rng.choice(len(letters), min(count, len(letters)), replace=False)
+    digits = _stacked(prepared(syn.canvas_of_strokes(unipen[i][1], rng) for i in chosen))
+    others = _stacked(
+        prepared(
+            syn.canvas_of_strokes(letters[i][1], rng) if k % 2 else letter_photo(letters[i][1], rng)
+            for k, i in enumerate(picked)
+        )
+    )
+    return {
+        "held-out UNIPEN digits": (digits, np.full(len(digits), DIGIT, np.uint8)),
+        "held-out UNIPEN letters": (others, np.full(len(others), NOT_DIGIT, np.uint8)),
+    }
