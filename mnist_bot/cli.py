@@ -93,7 +93,7 @@ def _train_reject_parser(sub: Any) -> None:
         type=Path,
         default=Path("models/cnn.keras"),
         metavar="PATH",
-        help="the digit model whose features the head reads (default: models/cnn.keras); its weights are kept",
+        help="the digit model whose features the head reads, its weights kept (default: models/cnn.keras)",
     )
     p.add_argument(
         "--out",
@@ -329,7 +329,9 @@ def cmd_train_reject(args: argparse.Namespace) -> int:
     from mnist_bot.training.reject import RejectCounts, build_reject_data, calibration_inputs
 
     train_reject = _training_import("mnist_bot.training.train_reject")
-    data = build_reject_data(load_mnist(args.mnist_dir).train, args.handwriting_dir, RejectCounts(), args.seed)
+    data = build_reject_data(
+        load_mnist(args.mnist_dir).train, args.handwriting_dir, RejectCounts(), args.seed
+    )
     calibration = train_reject.Calibration(calibration_inputs(args.handwriting_dir, 2000, args.seed + 10))
     out = args.out or args.model.parent
     command = " ".join(["mnist-bot", *args.argv])

@@ -29,6 +29,7 @@ UPRIGHT_BONUS = 0.1  # nats of mean log-confidence a turned page must gain to be
 SURELY_UPRIGHT = float(np.log(0.9))  # a page reading at least this well upright is taken as it stands
 # The shipped model's reject head (`mnist-bot train-reject`) answers P(digit) beside the ten
 # probabilities; the model's .json holds the rule chosen on held-out writers ("reject": low, doubtful).
+WORD_LINE_KEPT = 0.5  # a page's line with fewer than this share of its cut-outs digits is words
 NOT_A_DIGIT = "That doesn't look like a digit to me; try writing one digit, large and clear."
 
 # The fast path's test of "already MNIST": every MNIST digit passes it with room to spare (its centre
@@ -152,7 +153,8 @@ class RejectRule:
         rule = metadata.get("reject")
         if not isinstance(rule, dict) or "low" not in rule:
             return None
-        return cls(float(rule["low"]), float(rule.get("doubtful", rule["low"])))
+        low = float(rule["low"])
+        return cls(low, float(rule.get("doubtful", low)))
 
     def rejects(self, prediction: Prediction) -> bool:
         """Tell whether a prediction's cut-out is no digit (a letter, a mark, a shadow)."""
@@ -310,14 +312,27 @@ class Recognizer:
             joined = {i: next(predictions) for i in line.joins}
             whole = next(predictions) if line.whole is not None else None
             # Joins first: the pieces of a broken digit may each be no digit, while their join is one.
-            digits = [p for p in settle_joins(singles, joined) if not self.is_no_digit(p)]
-            if whole is not None and digits and reads_better_whole(digits, whole):
+            digits = self._digits_of_line(settle_joins(singles, joined), on_page=len(lines) > 1)
+            if (
+                whole is not None
+                and digits
+                and reads_better_whole(digits, whole)
+                and not self.is_no_digit(whole)
+            ):
                 digits = [whole]
             if digits:
                 read.append(NumberReading(text="".join(str(p.digit) for p in digits), digits=digits))
         if not read:
             raise EmptyImageError(NOT_A_DIGIT)
         return PageReading(read, rotation)
+
+    def _digits_of_line(self, settled: list[Prediction], on_page: bool) -> list[Prediction]:
+        """Drop a line's cut-outs that are no digit, and on a page a line mostly of them (words)."""
+        digits = [p for p in settled if not self.is_no_digit(p)]
+        # The letters of a word that pass for digits are no more digits than the rest of the word.
+        if on_page and len(digits) < WORD_LINE_KEPT * len(settled):
+            return []
+        return digits
 
     def classify28(self, batch: np.ndarray) -> np.ndarray:
         """Return (N, 10) probabilities for already-prepared (N, 28, 28) float32 inputs."""

@@ -42,7 +42,8 @@ def test_a_cut_out_under_the_threshold_is_no_digit() -> None:
     with pytest.raises(EmptyImageError):
         recognizer(0.1).predict_batch([image, image])
     assert recognizer(low=0.3).is_no_digit(doubtful_one(0.29, unsure=False))
-    assert not Recognizer(FakeRuntime()).is_no_digit(doubtful_one(0.29, unsure=False))  # no rule, no rejection
+    # No rule, no rejection.
+    assert not Recognizer(FakeRuntime()).is_no_digit(doubtful_one(0.29, unsure=False))
 
 
 def test_a_doubtful_cut_out_is_no_digit_only_when_its_answer_is_unsure() -> None:
@@ -137,3 +138,29 @@ def test_letters_leave_out_look_alikes_unverified_and_broken_samples(tmp_path: P
 def test_scribbles_are_canvases_with_ink() -> None:
     canvas = reject.scribble(np.random.default_rng(3))
     assert canvas.shape == (280, 280, 4) and canvas[:, :, 3].max() > 200
+
+
+def wide_is_no_digit(image: np.ndarray) -> float:
+    """P(digit) from the ink's shape: low for ink wider than tall (a stand-in for a letter)."""
+    ink = image > 0.3
+    return 0.05 if ink.any(axis=0).sum() > ink.any(axis=1).sum() else 0.95
+
+
+def page_with_a_word_line() -> bytes:
+    """Draw three rows: two of upright bars (1s), between them wide blocks and one bar (a word)."""
+    image = np.full((420, 600), 255, np.uint8)
+    for top in (30, 310):
+        for left in range(60, 540, 120):
+            image[top : top + 80, left : left + 10] = 0
+    for left in (60, 200, 340):
+        image[170:250, left : left + 110] = 0
+        image[185:235, left + 15 : left + 95] = 255  # a ring: a wide letter, not a solid blot
+    image[170:250, 500:510] = 0
+    return encode_array(image)
+
+
+def test_a_page_line_mostly_of_non_digits_is_dropped_whole() -> None:
+    rec = Recognizer(FakeRuntime(digitness=wide_is_no_digit), reject=RejectRule(0.3, 0.3))
+    reading = rec.read_page(page_with_a_word_line())
+    assert [len(line.digits) for line in reading.lines] == [4, 4]
+    assert all(p.box is not None and p.box.h >= 60 for p in reading.digits)

@@ -134,7 +134,9 @@ def digit_inputs(
     }
 
 
-def non_digit_inputs(handwriting: Path, counts: RejectCounts, rng: np.random.Generator) -> dict[str, np.ndarray]:
+def non_digit_inputs(
+    handwriting: Path, counts: RejectCounts, rng: np.random.Generator
+) -> dict[str, np.ndarray]:
     """Render letters, blank paper and scribbles as users send them, by source: float32 (N, 28, 28)."""
     letters = load_letters(handwriting / LETTERS_FILE)
     canvases = rng.choice(len(letters), counts.letter_canvases, replace=False)
@@ -228,7 +230,9 @@ def calibration_inputs(handwriting: Path, count: int, seed: int) -> dict[str, tu
     trained on, so the rule is chosen on other people's pens, as users' will be.
     """
     rng = np.random.default_rng(seed)
-    unipen = [s for s in syn.load_unipen(handwriting / realistic.UNIPEN_FILE) if realistic.is_held_out_writer(s[2])]
+    unipen = [
+        s for s in syn.load_unipen(handwriting / realistic.UNIPEN_FILE) if realistic.is_held_out_writer(s[2])
+    ]
     letters = load_letters(handwriting / LETTERS_FILE, held_out=True)
     chosen = rng.choice(len(unipen), min(count, len(unipen)), replace=False)
     picked = rng.choice(len(letters), min(count, len(letters)), replace=False)

@@ -34,6 +34,7 @@ VALIDATION_SHARE = 0.1
 MAX_DIGITS_LOST = 0.001
 HEAD_UNITS = 32
 DIGITS_OUTPUT, DIGITNESS_OUTPUT = "digits", "is_digit"
+Scored = tuple[np.ndarray, np.ndarray, np.ndarray]  # P(digit), the digit answer's unsure flag, 1 a digit
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,9 @@ def combined(cnn: keras.Model, reject_head: keras.Model) -> keras.Model:
     """Return one model giving the CNN's ten probabilities and the head's P(digit)."""
     features = cnn.layers[-1].input
     return keras.Model(
-        cnn.inputs, {DIGITS_OUTPUT: cnn.outputs[0], DIGITNESS_OUTPUT: reject_head(features)}, name="cnn_reject"
+        cnn.inputs,
+        {DIGITS_OUTPUT: cnn.outputs[0], DIGITNESS_OUTPUT: reject_head(features)},
+        name="cnn_reject",
     )
 
 
@@ -102,7 +105,7 @@ def reject_mask(p_digit: np.ndarray, unsure: np.ndarray, low: float, doubtful: f
     return (p_digit < low) | ((p_digit < doubtful) & unsure)
 
 
-def choose_rule(scored: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]) -> dict[str, float]:
+def choose_rule(scored: dict[str, Scored]) -> dict[str, float]:
     """Pick (low, doubtful) rejecting the most non-digits while every set loses <= MAX_DIGITS_LOST digits.
 
     `scored` maps a set name to (P(digit), unsure flags, is-digit labels).
@@ -118,14 +121,14 @@ def choose_rule(scored: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]) ->
     return {"low": round(best[1], 6), "doubtful": round(best[2], 6)}
 
 
-def _lost(scored: tuple[np.ndarray, ...], low: float, doubtful: float) -> float:
+def _lost(scored: Scored, low: float, doubtful: float) -> float:
     """Return the share of a set's digits the rule turns away."""
     p, unsure, y = scored
     digits = y == DIGIT
     return float(reject_mask(p[digits], unsure[digits], low, doubtful).mean()) if digits.any() else 0.0
 
 
-def _rejected(scored: tuple[np.ndarray, ...], low: float, doubtful: float) -> float:
+def _rejected(scored: Scored, low: float, doubtful: float) -> float:
     """Return the share of a set's non-digits the rule turns away."""
     p, unsure, y = scored
     return float(reject_mask(p[y != DIGIT], unsure[y != DIGIT], low, doubtful).mean())
@@ -140,19 +143,30 @@ def score(runtime: LiteRtRuntime, x: np.ndarray) -> tuple[np.ndarray, np.ndarray
 
 
 def report(
-    scored: dict[str, tuple[np.ndarray, ...]], rule: dict[str, float], names: Sequence[str], sources: np.ndarray
+    scored: dict[str, Scored],
+    rule: dict[str, float],
+    names: Sequence[str],
+    sources: np.ndarray,
 ) -> dict[str, dict[str, float]]:
     """Say, per calibration set (and per source of the held-back set), how many of each class stay."""
     out = {}
     for name, s in scored.items():
-        out[name] = {"n": len(s[0]), "digits_lost": _lost(s, **rule), "non_digits_rejected": _rejected(s, **rule)}
+        out[name] = {
+            "n": len(s[0]),
+            "digits_lost": _lost(s, **rule),
+            "non_digits_rejected": _rejected(s, **rule),
+        }
     held_back = scored.get("held-back renders")
     if held_back is not None:
         for i, source in enumerate(names):
             mask = sources == i
-            part = tuple(a[mask] for a in held_back)
+            part = (held_back[0][mask], held_back[1][mask], held_back[2][mask])
             lost, rejected = _lost(part, **rule), _rejected(part, **rule) if (part[2] != DIGIT).any() else 0.0
-            out[f"held-back {source}"] = {"n": int(mask.sum()), "digits_lost": lost, "non_digits_rejected": rejected}
+            out[f"held-back {source}"] = {
+                "n": int(mask.sum()),
+                "digits_lost": lost,
+                "non_digits_rejected": rejected,
+            }
     return {k: {m: round(float(v), 5) for m, v in vals.items()} for k, vals in out.items()}
 
 
@@ -180,7 +194,7 @@ def train_reject(
     convert_to_tflite(combined(cnn, reject_head), tflite_path)
     runtime = LiteRtRuntime(tflite_path)
     sets = {"held-back renders": (x[held_idx], data.y[held_idx]), **calibration.sets}
-    scored = {name: (*score(runtime, xs), ys) for name, (xs, ys) in sets.items()}
+    scored: dict[str, Scored] = {name: (*score(runtime, xs), ys) for name, (xs, ys) in sets.items()}
     rule = choose_rule(scored)
     metadata = {
         "reject": {
@@ -206,6 +220,6 @@ def train_reject(
 
 
 def write_metadata(result: RejectResult, model_json: Path, out_json: Path) -> None:
-    """Write the digit model's `.json` with the reject's description and rule added (replacing an older one)."""
+    """Write the digit model's `.json` with the reject's description and rule added (or replaced)."""
     meta = json.loads(model_json.read_text()) if model_json.is_file() else {}
     out_json.write_text(json.dumps(meta | result.metadata, indent=2) + "\n")
