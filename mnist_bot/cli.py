@@ -343,10 +343,9 @@ def cmd_train_reject(args: argparse.Namespace) -> int:
     rule = result.metadata["reject"]
     print(f"reject: no digit when P(digit) < {rule['low']:.4f}, or < {rule['doubtful']:.4f} and unsure")
     for name, figures in rule["calibration"].items():
-        print(
-            f"  {name}: {figures['n']} inputs, {figures['digits_lost']:.2%} of digits lost, "
-            f"{figures['non_digits_rejected']:.2%} of non-digits rejected"
-        )
+        rejected = figures.get("non_digits_rejected")
+        tail = "" if rejected is None else f", {rejected:.2%} of non-digits rejected"
+        print(f"  {name}: {figures['n']:.0f} inputs, {figures['digits_lost']:.2%} of digits lost{tail}")
     print(f"wrote {result.tflite_path}")
     return 0
 

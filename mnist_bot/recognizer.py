@@ -159,7 +159,10 @@ class RejectRule:
     def rejects(self, prediction: Prediction) -> bool:
         """Tell whether a prediction's cut-out is no digit (a letter, a mark, a shadow)."""
         p_digit = prediction.digit_probability
-        return p_digit < self.low or (prediction.unsure and p_digit < self.doubtful)
+        if p_digit < self.low:
+            return True
+        # "Unsure" as the rule was calibrated: from the probabilities alone, not the shape checks.
+        return p_digit < self.doubtful and is_unsure(np.asarray(prediction.probabilities), digit_like=True)
 
 
 def upright_score(page: PageReading) -> float:

@@ -31,8 +31,11 @@ def recognizer(p_digit: float | None = None, low: float = 0.3, doubtful: float |
 
 
 def doubtful_one(p_digit: float, unsure: bool) -> Prediction:
-    """A prediction of 1 with the given P(digit) and unsure flag."""
-    return Prediction(1, 1.0, (0.0,) * 10, unsure, np.zeros((28, 28)), digit_probability=p_digit)
+    """A prediction of 1 with the given P(digit), sure (one-hot probabilities) or unsure (even ones)."""
+    probabilities = (0.1,) * 10 if unsure else (0.0, 1.0) + (0.0,) * 8
+    return Prediction(
+        1, max(probabilities), probabilities, unsure, np.zeros((28, 28)), digit_probability=p_digit
+    )
 
 
 def test_a_cut_out_under_the_threshold_is_no_digit() -> None:
