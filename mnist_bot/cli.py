@@ -341,7 +341,10 @@ def cmd_train_reject(args: argparse.Namespace) -> int:
     model_json = args.model.with_suffix(".json")
     train_reject.write_metadata(result, model_json, out / model_json.name)
     rule = result.metadata["reject"]
-    print(f"reject: no digit when P(digit) < {rule['low']:.4f}, or < {rule['doubtful']:.4f} and unsure")
+    print(
+        f"reject: on a page no digit when P(digit) < {rule['low']:.4f}, or < {rule['doubtful']:.4f} "
+        f"and unsure; alone when < {rule['alone']:.6f}"
+    )
     for name, figures in rule["calibration"].items():
         rejected = figures.get("non_digits_rejected")
         tail = "" if rejected is None else f", {rejected:.2%} of non-digits rejected"

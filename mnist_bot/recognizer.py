@@ -142,10 +142,15 @@ def _prediction(prepared: PreparedDigit, probabilities: np.ndarray, p_digit: flo
 
 @dataclass(frozen=True)
 class RejectRule:
-    """When a cut-out is no digit: P(digit) under `low`, or under `doubtful` with an unsure answer."""
+    """When a cut-out is no digit: P(digit) under `low`, or under `doubtful` with an unsure answer.
+
+    Alone in its image (one digit, or one line) a cut-out is turned away only under `alone`, the
+    level no calibration digit fell under: there, turning away a digit fails the whole answer.
+    """
 
     low: float
     doubtful: float
+    alone: float = 0.0
 
     @classmethod
     def from_metadata(cls, metadata: dict[str, Any]) -> RejectRule | None:
@@ -154,11 +159,13 @@ class RejectRule:
         if not isinstance(rule, dict) or "low" not in rule:
             return None
         low = float(rule["low"])
-        return cls(low, float(rule.get("doubtful", low)))
+        return cls(low, float(rule.get("doubtful", low)), float(rule.get("alone", low)))
 
-    def rejects(self, prediction: Prediction) -> bool:
+    def rejects(self, prediction: Prediction, on_page: bool = True) -> bool:
         """Tell whether a prediction's cut-out is no digit (a letter, a mark, a shadow)."""
         p_digit = prediction.digit_probability
+        if not on_page:
+            return p_digit < self.alone
         if p_digit < self.low:
             return True
         # "Unsure" as the rule was calibrated: from the probabilities alone, not the shape checks.
@@ -245,13 +252,13 @@ class Recognizer:
     def predict_batch(self, images: Sequence[ImageInput]) -> list[Prediction]:
         """Recognise one digit per image in one runtime call; raise EmptyImageError if any holds no digit."""
         predictions = self._classify([prepare(image) for image in images])
-        if any(self.is_no_digit(p) for p in predictions):
+        if any(self.is_no_digit(p, on_page=False) for p in predictions):
             raise EmptyImageError(NOT_A_DIGIT)
         return predictions
 
-    def is_no_digit(self, prediction: Prediction) -> bool:
+    def is_no_digit(self, prediction: Prediction, on_page: bool = True) -> bool:
         """Tell whether the reject head says a cut-out is no digit (a letter, a mark, a shadow)."""
-        return self.reject is not None and self.reject.rejects(prediction)
+        return self.reject is not None and self.reject.rejects(prediction, on_page)
 
     def read_number(self, image: ImageInput) -> NumberReading:
         """Read one line of digits left to right (a number), whatever its layout; read() reads pages."""
@@ -320,7 +327,7 @@ class Recognizer:
                 whole is not None
                 and digits
                 and reads_better_whole(digits, whole)
-                and not self.is_no_digit(whole)
+                and not self.is_no_digit(whole, on_page=len(lines) > 1)
             ):
                 digits = [whole]
             if digits:
@@ -331,7 +338,7 @@ class Recognizer:
 
     def _digits_of_line(self, settled: list[Prediction], on_page: bool) -> list[Prediction]:
         """Drop a line's cut-outs that are no digit, and on a page a line mostly of them (words)."""
-        digits = [p for p in settled if not self.is_no_digit(p)]
+        digits = [p for p in settled if not self.is_no_digit(p, on_page)]
         # The letters of a word that pass for digits are no more digits than the rest of the word.
         if on_page and len(digits) < WORD_LINE_KEPT * len(settled):
             return []

@@ -26,7 +26,7 @@ def flat_is_no_digit(image: np.ndarray) -> float:
 def recognizer(p_digit: float | None = None, low: float = 0.3, doubtful: float | None = None) -> Recognizer:
     """A fake recognizer whose runtime answers P(digit): a fixed value, or by the ink's height."""
     digitness = flat_is_no_digit if p_digit is None else (lambda _: p_digit)
-    rule = RejectRule(low, low if doubtful is None else doubtful)
+    rule = RejectRule(low, low if doubtful is None else doubtful, alone=low)
     return Recognizer(FakeRuntime(digitness=digitness), reject=rule)
 
 
@@ -88,8 +88,17 @@ def encode_array(array: np.ndarray) -> bytes:
 
 def test_the_rule_is_read_from_the_model_metadata() -> None:
     assert RejectRule.from_metadata({}) is None
-    assert RejectRule.from_metadata({"reject": {"low": 0.01, "doubtful": 0.2}}) == RejectRule(0.01, 0.2)
-    assert Recognizer(FakeRuntime(), {"reject": {"low": 0.02}}).reject == RejectRule(0.02, 0.02)
+    rule = {"reject": {"low": 0.01, "doubtful": 0.2, "alone": 0.001}}
+    assert RejectRule.from_metadata(rule) == RejectRule(0.01, 0.2, 0.001)
+    assert Recognizer(FakeRuntime(), {"reject": {"low": 0.02}}).reject == RejectRule(0.02, 0.02, 0.02)
+
+
+def test_a_lone_cut_out_is_turned_away_only_under_the_lone_level() -> None:
+    rule = RejectRule(low=0.3, doubtful=0.3, alone=0.01)
+    assert rule.rejects(doubtful_one(0.1, unsure=False)) and not rule.rejects(doubtful_one(0.1, False), False)
+    assert rule.rejects(doubtful_one(0.005, unsure=False), on_page=False)
+    rec = Recognizer(FakeRuntime(digitness=lambda _: 0.1), reject=rule)
+    assert rec.predict(encode(draw_digit(7))).digit_probability == pytest.approx(0.1)
 
 
 def test_the_chosen_rule_loses_at_most_the_allowed_share_of_digits_in_every_set() -> None:
@@ -104,10 +113,11 @@ def test_the_chosen_rule_loses_at_most_the_allowed_share_of_digits_in_every_set(
     scored = {"clear": (clear, unsure, y), "mixed": (mixed, unsure, y)}
     rule = choose_rule(scored)
     for p, flags, labels in scored.values():
-        lost = reject_mask(p[labels == 1], flags[labels == 1], **rule).mean()
+        lost = reject_mask(p[labels == 1], flags[labels == 1], rule["low"], rule["doubtful"]).mean()
         assert lost <= MAX_DIGITS_LOST
     assert rule["doubtful"] > rule["low"]  # unsure non-digits are turned away at a higher P(digit)
-    assert reject_mask(mixed[2000:], unsure[2000:], **rule).mean() > 0.7
+    assert reject_mask(mixed[2000:], unsure[2000:], rule["low"], rule["doubtful"]).mean() > 0.7
+    assert rule["alone"] == pytest.approx(min(clear[:2000].min(), mixed[:2000].min()), abs=1e-6)
 
 
 def write_letters(path: Path) -> None:
@@ -163,7 +173,7 @@ def page_with_a_word_line() -> bytes:
 
 
 def test_a_page_line_mostly_of_non_digits_is_dropped_whole() -> None:
-    rec = Recognizer(FakeRuntime(digitness=wide_is_no_digit), reject=RejectRule(0.3, 0.3))
+    rec = Recognizer(FakeRuntime(digitness=wide_is_no_digit), reject=RejectRule(0.3, 0.3, 0.3))
     reading = rec.read_page(page_with_a_word_line())
     assert [len(line.digits) for line in reading.lines] == [4, 4]
     assert all(p.box is not None and p.box.h >= 60 for p in reading.digits)

@@ -54,7 +54,7 @@ def test_photos_of_blank_paper_answer_no_digit(recognizer: Recognizer) -> None:
 
 def test_letters_of_a_words_line_on_a_page_are_dropped(recognizer: Recognizer, mnist_dir: Path) -> None:
     sources = pages.PageSources.load(mnist_dir, HANDWRITING / reject.LETTERS_FILE)
-    without = Recognizer(recognizer.runtime, reject=RejectRule(0.0, 0.0))
+    without = Recognizer(recognizer.runtime, reject=RejectRule(0.0, 0.0, 0.0))
     extra_with = extra_without = 0
     for seed in range(3):
         page = pages.render_page("words", sources, seed=seed)

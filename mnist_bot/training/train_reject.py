@@ -118,17 +118,22 @@ def choose_rule(scored: dict[str, Scored]) -> dict[str, float]:
                 continue
             rejected = np.mean([_rejected(s, low, doubtful) for s in scored.values() if (s[2] == 0).any()])
             best = max(best, (float(rejected), float(low), float(doubtful)))
-    return {"low": round(best[1], 6), "doubtful": round(best[2], 6)}
+    return {"low": round(best[1], 6), "doubtful": round(best[2], 6), "alone": alone_level(scored)}
 
 
-def _lost(scored: Scored, low: float, doubtful: float) -> float:
+def alone_level(scored: dict[str, Scored]) -> float:
+    """Return the P(digit) no calibration digit falls under: where a lone cut-out is turned away."""
+    return round(float(min(s[0][s[2] == DIGIT].min() for s in scored.values() if (s[2] == DIGIT).any())), 6)
+
+
+def _lost(scored: Scored, low: float, doubtful: float, alone: float = 0.0) -> float:
     """Return the share of a set's digits the rule turns away."""
     p, unsure, y = scored
     digits = y == DIGIT
     return float(reject_mask(p[digits], unsure[digits], low, doubtful).mean()) if digits.any() else 0.0
 
 
-def _rejected(scored: Scored, low: float, doubtful: float) -> float:
+def _rejected(scored: Scored, low: float, doubtful: float, alone: float = 0.0) -> float:
     """Return the share of a set's non-digits the rule turns away."""
     p, unsure, y = scored
     return float(reject_mask(p[y != DIGIT], unsure[y != DIGIT], low, doubtful).mean())
