@@ -13,23 +13,12 @@ import cv2
 import numpy as np
 
 from mnist_bot import segment
+from mnist_bot.blobs import EMPTY_MESSAGE, Box, Component, FoundInk, components, find_decoded_ink, label_ink
+from mnist_bot.candidates import touches_border, union_box
+from mnist_bot.decode import ImageInput, load_image_scaled
 from mnist_bot.errors import EmptyImageError
-from mnist_bot.preprocess import (
-    EMPTY_MESSAGE,
-    Box,
-    Component,
-    FoundInk,
-    ImageInput,
-    PreparedDigit,
-    components,
-    find_decoded_ink,
-    ink_image,
-    label_ink,
-    load_image_scaled,
-    prepare_found_digit,
-    touches_border,
-    union_box,
-)
+from mnist_bot.ink import ink_image
+from mnist_bot.preprocess import PreparedDigit, prepare_found_digit
 
 MAX_WHOLE_GROUPS = 3  # a line of up to this many groups may be one digit in pieces
 WHOLE_ASPECT = 1.2  # ... if together no wider than this share of their height

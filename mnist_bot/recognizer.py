@@ -12,10 +12,12 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from mnist_bot import layout, preprocess, segment
+from mnist_bot import layout, preprocess, render, segment
+from mnist_bot.blobs import Box
 from mnist_bot.config import load_settings, resolve_model_path
+from mnist_bot.decode import ImageInput
 from mnist_bot.errors import EmptyImageError
-from mnist_bot.preprocess import Box, ImageInput, PreparedDigit
+from mnist_bot.preprocess import PreparedDigit
 from mnist_bot.runtime import Runtime, load_runtime
 
 # Calibrated on MNIST validation digits and synthetic photos: below these the answer is a guess.
@@ -379,7 +381,7 @@ def mnist_box(grey: np.ndarray) -> Box | None:
     rows, cols = np.flatnonzero(visible.any(axis=1)), np.flatnonzero(visible.any(axis=0))
     box = Box(int(cols[0]), int(rows[0]), int(cols[-1] - cols[0]) + 1, int(rows[-1] - rows[0]) + 1)
     centre_y, centre_x = _PIXEL_ROWS_COLS @ grey.ravel() / total
-    offset = math.hypot(centre_y - preprocess.CENTRE, centre_x - preprocess.CENTRE)
+    offset = math.hypot(centre_y - render.CENTRE, centre_x - render.CENTRE)
     sized = FAST_BOX_SIDES[0] <= max(box.w, box.h) <= FAST_BOX_SIDES[1]
     return box if sized and offset <= FAST_MAX_OFFSET else None
 

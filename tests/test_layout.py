@@ -8,9 +8,9 @@ import pytest
 from PIL import Image
 
 from mnist_bot import PageReading, Recognizer
+from mnist_bot.blobs import Box
 from mnist_bot.data import Mnist
 from mnist_bot.layout import connected, unturned_box
-from mnist_bot.preprocess import Box
 from tests.conftest import encode
 
 pytestmark = pytest.mark.slow
