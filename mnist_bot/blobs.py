@@ -260,16 +260,23 @@ def find_ink(image: ImageInput, trace: Trace | None = None) -> FoundInk:
 
 
 def find_decoded_ink(
-    image: ImageInput, array: np.ndarray, decode_scale: float, trace: Trace | None = None
+    image: ImageInput,
+    array: np.ndarray,
+    decode_scale: float,
+    trace: Trace | None = None,
+    rules: bool = True,
 ) -> FoundInk:
-    """Find the ink of an already decoded image (`array`, `decode_scale` times the input's size)."""
+    """Find the ink of an already decoded image (`array`, `decode_scale` times the input's size).
+
+    Without `rules`, ruled lines stay for the caller's own printed-line stage (pages: `printed`).
+    """
     ink = ink_image(array)
     scale = ink.scale * decode_scale
     if trace is not None:
         trace("ink", ink.ink, {"polarity": ink.polarity, "scale": round(scale, 4)} | _pen(ink))
     region = zoom_region(ink, scale)
     if region is None:
-        return label_ink(ink, scale, trace)
+        return label_ink(ink, scale, trace, rules=rules)
     full = array if decode_scale == 1 else load_image_scaled(image, draft=False)[0]
     crop, origin = crop_region(full, region)
     ink = ink_image(crop)
@@ -277,7 +284,7 @@ def find_decoded_ink(
         numbers = {"box": [*origin, crop.shape[1], crop.shape[0]], "polarity": ink.polarity}
         trace("zoom", ink.ink, numbers | {"scale": round(ink.scale, 4)} | _pen(ink))
     # Ink that small against its frame is a small digit or a speck: only a digit's shape counts.
-    return label_ink(ink, ink.scale, trace, origin, sparse=True)
+    return label_ink(ink, ink.scale, trace, origin, sparse=True, rules=rules)
 
 
 def _pen(ink: InkImage) -> dict[str, float]:
@@ -331,10 +338,16 @@ def label_ink(
     trace: Trace | None = None,
     origin: tuple[int, int] = (0, 0),
     sparse: bool = False,
+    rules: bool = True,
 ) -> FoundInk:
-    """Threshold, clean and label an ink image into blobs; `scale` is its working px per input px."""
+    """Threshold, clean and label an ink image into blobs; `scale` is its working px per input px.
+
+    With `rules`, ruled lines spanning the image are erased (sized by the image: the one-digit path).
+    """
     peak, sparse_peak = ink_peak(ink.ink)
-    mask = remove_rule_lines(ink_mask(ink.ink, peak))
+    mask = ink_mask(ink.ink, peak)
+    if rules:
+        mask = remove_rule_lines(mask)
     if not ink.drawing and ink.scale <= 1:  # canvases have no shadows; upscaling softens every edge
         mask = near_sharp_edges(mask, ink.ink)
     if trace is not None:

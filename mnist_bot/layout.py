@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 import cv2
 import numpy as np
 
-from mnist_bot import segment
+from mnist_bot import printed, segment
 from mnist_bot.blobs import EMPTY_MESSAGE, Box, Component, FoundInk, components, find_decoded_ink, label_ink
 from mnist_bot.candidates import touches_border, union_box
 from mnist_bot.decode import ImageInput, load_image_scaled
@@ -27,11 +27,6 @@ MIN_DIGIT_PX = 36  # working px: a page's digits shorter than this are re-read a
 TARGET_DIGIT_PX = 40  # ... one that makes them this tall
 BACKGROUND_DIGITS = 4  # the paper's brightness is estimated over this many digit heights
 MAX_WORK_PIXELS = 16_000_000  # the finest working resolution, for memory (a 35 MP form fits at about 0.7x)
-FRAMED_SHARE = 0.3  # a blob enclosing one at least this share as tall is a printed box, not a digit
-FRAME_LINE = 1.0  # ... and a box's sides are erased from this many digit sizes long
-REMNANT_ASPECT = 4  # a blob this much longer than wide along an erased line is a piece of it
-STRAIGHT_SHARE = 0.5  # a box is at least this share straight lines; a digit around a piece of itself is not
-PRINTED_LINE = 1.5  # straight strokes this many digit sizes long are printed lines, never a digit's
 FRAME_MARGIN = 2  # working px from the frame within which ink counts as touching it (a paper edge's rest)
 LINE_ASPECT = 8  # a blob this many times longer than wide is a straight stroke
 MAIN_SHARE = 0.4  # blobs at least this share as tall as the page's tall ones are characters; less are pieces
@@ -166,7 +161,7 @@ def single_line(ink: FoundInk) -> segment.NumberLayout:
 def page_ink(image: ImageInput) -> FoundInk:
     """Find an image's ink at a resolution where its digits are tall enough to read."""
     array, decode_scale = load_image_scaled(image)
-    found = find_decoded_ink(image, array, decode_scale)
+    found = find_decoded_ink(image, array, decode_scale, rules=False)
     if found.origin != (0, 0):  # zoomed in onto one small digit: already at full size
         return found
     input_shape = (array.shape[0] / decode_scale, array.shape[1] / decode_scale)
@@ -181,76 +176,63 @@ def finer_ink(image: ImageInput, array: np.ndarray, decode_scale: float, scale: 
     full = array if decode_scale == 1 else load_image_scaled(image, draft=False)[0]
     side = round(max(full.shape[:2]) * scale)
     finer = ink_image(full, work_side=side, background_side=BACKGROUND_DIGITS * TARGET_DIGIT_PX)
-    return label_ink(finer, finer.scale)
+    return label_ink(finer, finer.scale, rules=False)
 
 
 def without_printed_lines(ink: FoundInk) -> FoundInk:
-    """Erase a form's boxes and grid, underlines and rules: straight strokes far longer than a digit's.
+    """Erase a form's boxes and grid, underlines and rules, sized by the page's digits (`printed`).
 
-    No stroke of a handwritten digit runs straight for PRINTED_LINE digit sizes, so an opening that
-    long keeps only such lines, at any resolution. A blob enclosing a digit is a printed box: its
-    sides are erased down to FRAME_LINE digit sizes, which leaves only a digit touching it.
+    A blob enclosing a digit and mostly straight is a printed box: its sides go from FRAME_LINE
+    digit sizes long. In any blob longer than PRINTED_LINE digit sizes (a ruled line, a grid, a
+    box with a digit touching it) straight runs that long go. Each is straightened first; the
+    strokes crossing or touching the lines stay.
     """
-    frames = framing_blobs(ink.blobs)
-    for i in np.flatnonzero(frames):  # only the few blobs around others need the closer look
-        frames[i] = is_straight(ink.labels, ink.blobs[i])
+    frames = printed.framing_blobs(ink.blobs)
+    masks = {int(i): printed.blob_mask(ink.labels, ink.blobs[i]) for i in np.flatnonzero(frames)}
+    for i, mask in masks.items():  # only the few blobs around others need the closer look
+        frames[i] = printed.is_straight(mask)
     plain = [c for c, frame in zip(ink.blobs, frames, strict=True) if not frame]
-    size = digit_size(plain or ink.blobs)  # a form's boxes are no measure of its digits
-    length = round(PRINTED_LINE * size)
-    if not frames.any() and not any(max(c.w, c.h) > length for c in ink.blobs):
+    size = digit_size(unruled(ink.labels, plain) or ink.blobs)  # a form's boxes are no measure of its digits
+    sides = {
+        i: (printed.FRAME_LINE if frame else printed.PRINTED_LINE) * size
+        for i, (c, frame) in enumerate(zip(ink.blobs, frames, strict=True))
+        if frame or max(c.w, c.h) > printed.PRINTED_LINE * size
+    }
+    if not sides:
         return ink
     # Only the blobs found so far: labels also hold the specks, shadows and faint marks left out.
-    boxes = np.isin(ink.labels, [c.label for c, frame in zip(ink.blobs, frames, strict=True) if frame])
-    boxes = boxes.astype(np.uint8)
-    mask = np.isin(ink.labels, [c.label for c in plain]).astype(np.uint8)
-    mask |= boxes & (1 - straight_lines(boxes, FRAME_LINE * size))
-    lines = straight_lines(mask, length) | (boxes & (1 - mask))
-    labels, blobs = components(mask & (1 - lines), min_area=max(4, round(0.02 * size**2)))
-    blobs = [c for c, rest in zip(blobs, line_remnants(labels, blobs, lines), strict=True) if not rest]
+    found = np.zeros(int(ink.labels.max()) + 1, np.uint8)
+    found[[c.label for c in ink.blobs]] = 1
+    kept = found[ink.labels]
+    lines = np.zeros_like(kept)
+    for i, length in sides.items():
+        c = ink.blobs[i]
+        own = masks[i] if i in masks else printed.blob_mask(ink.labels, c)
+        erased = own & (1 - printed.frame_without_sides(own, length))
+        kept[c.y : c.y + c.h, c.x : c.x + c.w] &= 1 - erased
+        lines[c.y : c.y + c.h, c.x : c.x + c.w] |= erased
+    labels, blobs = components(kept, min_area=max(4, round(0.02 * size**2)))
+    flags = printed.remnants(labels, blobs, lines, size)
+    flags = printed.beside_no_digit(labels, blobs, flags, MAIN_SHARE * size)
+    blobs = [c for c, rest in zip(blobs, flags, strict=True) if not rest]
     return replace(ink, labels=labels, blobs=blobs) if blobs else ink
 
 
-def line_remnants(labels: np.ndarray, blobs: list[Component], lines: np.ndarray) -> list[bool]:
-    """Flag thin straight blobs lying along erased lines: what a line slanted by perspective leaves."""
-    near = cv2.dilate(lines, np.ones((5, 5), np.uint8))
-    where = np.flatnonzero(labels)
-    size = int(labels.max()) + 1
-    total = np.bincount(labels.ravel()[where], minlength=size)
-    beside = np.bincount(labels.ravel()[where], weights=near.ravel()[where], minlength=size)
-    return [
-        beside[c.label] >= 0.8 * total[c.label] and max(c.w, c.h) >= REMNANT_ASPECT * min(c.w, c.h)
-        for c in blobs
-    ]
+def unruled(labels: np.ndarray, blobs: list[Component]) -> list[Component]:
+    """Return the blobs, each long flat one (a ruled line, digits fused with it) as its pieces off the line.
 
-
-def straight_lines(mask: np.ndarray, length: float) -> np.ndarray:
-    """Return the 0/1 pixels of `mask` on horizontal or vertical runs at least `length` px long."""
-    side = max(3, round(length))
-    kernels = [cv2.getStructuringElement(cv2.MORPH_RECT, shape) for shape in ((side, 1), (1, side))]
-    return np.maximum(*(cv2.morphologyEx(mask, cv2.MORPH_OPEN, kernel) for kernel in kernels))
-
-
-def is_straight(labels: np.ndarray, blob: Component) -> bool:
-    """Tell whether most of a blob lies on level or upright runs half its size long: print, not writing."""
-    window = labels[blob.y : blob.y + blob.h, blob.x : blob.x + blob.w] == blob.label
-    mask = window.astype(np.uint8)
-    straight = straight_lines(mask, 0.5 * min(blob.w, blob.h))
-    return bool(straight.sum() >= STRAIGHT_SHARE * mask.sum())
-
-
-def framing_blobs(blobs: list[Component]) -> np.ndarray:
-    """Flag blobs whose box holds a blob at least FRAMED_SHARE as tall: printed boxes, not digits.
-
-    A handwritten digit never encloses another of about its size; a form's box (or a cell cut out
-    of a form, its box along the edges) does, and would otherwise be read as a 0 around the digit.
+    Digits written on a line are one blob with it: only without the line do they show their size.
     """
-    x0, y0 = np.array([c.x for c in blobs]), np.array([c.y for c in blobs])
-    x1, y1 = x0 + np.array([c.w for c in blobs]), y0 + np.array([c.h for c in blobs])
-    heights = y1 - y0
-    inside = (x0[:, None] <= x0) & (y0[:, None] <= y0) & (x1[:, None] >= x1) & (y1[:, None] >= y1)
-    holds_digit = inside & (heights >= FRAMED_SHARE * heights[:, None])
-    np.fill_diagonal(holds_digit, False)
-    return np.asarray(holds_digit.any(axis=1))
+    out = []
+    for c in blobs:
+        if max(c.w, c.h) < WORD_ASPECT * min(c.w, c.h):
+            out.append(c)
+            continue
+        own = printed.blob_mask(labels, c)
+        rest = own & (1 - printed.straight_lines(own, 0.8 * max(c.w, c.h)))
+        pieces = components(rest, min_area=max(4, c.area // 100))[1]
+        out.extend(pieces or [c])
+    return out
 
 
 def finer_scale(found: FoundInk, input_shape: tuple[float, float]) -> float | None:
