@@ -31,6 +31,9 @@ class Runtime(Protocol):
         ...
 
 
+MAX_BATCH = 256  # digits per interpreter call: a page's batch beyond this runs in chunks
+
+
 class LiteRtRuntime:
     """Run a `.tflite` model with the LiteRT interpreter (no TensorFlow import)."""
 
@@ -65,13 +68,28 @@ class LiteRtRuntime:
             self._batch = batch_size
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
-        """Run one interpreter call for the whole batch."""
+        """Run the batch in one interpreter call, or a big one (a form's) in calls of MAX_BATCH.
+
+        The interpreter's buffers grow with the batch (a 2,000-digit form took 400 MB of them);
+        chunks of one fixed size keep them small and are allocated once.
+        """
         with self._lock:
-            self._resize(len(batch))
-            model_input = batch.reshape([len(batch), *self._input["shape"][1:]]).astype(np.float32)
-            self._interpreter.set_tensor(self._input["index"], model_input)
-            self._interpreter.invoke()
-            return np.array(self._interpreter.get_tensor(self._output["index"]), dtype=np.float32)
+            if len(batch) <= MAX_BATCH:
+                return self._invoke(batch)
+            chunks = [batch[i : i + MAX_BATCH] for i in range(0, len(batch), MAX_BATCH)]
+            last = len(chunks[-1])
+            chunks[-1] = np.concatenate(
+                [chunks[-1], np.zeros((MAX_BATCH - last, *batch.shape[1:]), batch.dtype)]
+            )
+            return np.concatenate([self._invoke(chunk) for chunk in chunks])[: len(batch)]
+
+    def _invoke(self, batch: np.ndarray) -> np.ndarray:
+        """Run one interpreter call (the lock held)."""
+        self._resize(len(batch))
+        model_input = batch.reshape([len(batch), *self._input["shape"][1:]]).astype(np.float32)
+        self._interpreter.set_tensor(self._input["index"], model_input)
+        self._interpreter.invoke()
+        return np.array(self._interpreter.get_tensor(self._output["index"]), dtype=np.float32)
 
 
 class KerasRuntime:
