@@ -164,7 +164,9 @@ def remnants(labels: np.ndarray, blobs: list[Component], lines: np.ndarray, size
     ]
 
 
-def beside_no_digit(labels: np.ndarray, blobs: list[Component], flags: list[bool], height: float) -> list[bool]:
+def beside_no_digit(
+    labels: np.ndarray, blobs: list[Component], flags: list[bool], height: float
+) -> list[bool]:
     """Unflag pieces touching a blob `height` px tall or more: a stroke cut off by a line is the digit's.
 
     A 7's bar lying on a ruled line loses its lower half with the line, and what is left of it
@@ -172,11 +174,11 @@ def beside_no_digit(labels: np.ndarray, blobs: list[Component], flags: list[bool
     """
     tall = np.zeros(int(labels.max()) + 1, bool)
     tall[[c.label for c, flag in zip(blobs, flags, strict=True) if not flag and c.h >= height]] = True
-    out = []
-    for c, flag in zip(blobs, flags, strict=True):
-        if flag:
-            y0, x0 = max(0, c.y - TOUCH), max(0, c.x - TOUCH)
-            window = labels[y0 : c.y + c.h + TOUCH, x0 : c.x + c.w + TOUCH]
-            flag = not tall[window].any()
-        out.append(flag)
-    return out
+    return [flag and not touches(labels, c, tall) for c, flag in zip(blobs, flags, strict=True)]
+
+
+def touches(labels: np.ndarray, blob: Component, chosen: np.ndarray) -> bool:
+    """Tell whether a blob lies within TOUCH px of a blob whose label `chosen` (bool per label) marks."""
+    y0, x0 = max(0, blob.y - TOUCH), max(0, blob.x - TOUCH)
+    window = labels[y0 : blob.y + blob.h + TOUCH, x0 : blob.x + blob.w + TOUCH]
+    return bool(chosen[window].any())

@@ -198,7 +198,9 @@ def grid_form(
     return page
 
 
-def test_a_form_whose_rules_span_the_page_reads_no_box_side_as_a_1(recognizer: Recognizer, mnist: Mnist) -> None:
+def test_a_form_whose_rules_span_the_page_reads_no_box_side_as_a_1(
+    recognizer: Recognizer, mnist: Mnist
+) -> None:
     """Rules edge to edge are erased with the boxes' sides between them, sized by the digits: no 1s."""
     rows = ["4708", "6093", "2585"]  # no 1 written: any 1 read is a box side
     reading = read(recognizer, grid_form(clear_digits(mnist), rows))
