@@ -207,7 +207,7 @@ def without_printed_lines(ink: FoundInk) -> FoundInk:
     for i, length in sides.items():
         c = ink.blobs[i]
         own = masks[i] if i in masks else printed.blob_mask(ink.labels, c)
-        erased = own & (1 - printed.frame_without_sides(own, length))
+        erased = own & (1 - printed.frame_without_sides(own, length, frame=bool(frames[i])))
         kept[c.y : c.y + c.h, c.x : c.x + c.w] &= 1 - erased
         lines[c.y : c.y + c.h, c.x : c.x + c.w] |= erased
     labels, blobs = components(kept, min_area=max(4, round(0.02 * size**2)))

@@ -75,14 +75,17 @@ def level_and_upright(mask: np.ndarray, length: float) -> tuple[np.ndarray, np.n
     return runs((1, 3), (side, 1)), runs((3, 1), (1, side))
 
 
-def without_lines(mask: np.ndarray, length: float) -> np.ndarray:
+def without_lines(mask: np.ndarray, length: float, lone_uprights: bool = True) -> np.ndarray:
     """Erase level and upright runs `length` px or longer from a 0/1 mask, keeping strokes across them.
 
     A stroke crossing a line has ink on both sides of it: the line's pixels between are put back,
     so a 7 whose stem crosses a ruled line stays in one piece. Ink touching a line from one side
-    keeps only its own pixels.
+    keeps only its own pixels. Without `lone_uprights`, upright runs go only beside level ones: a
+    blob that is one tall straight stroke is a 1 or a 7, not print.
     """
     level, upright = level_and_upright(mask, length)
+    if not lone_uprights and not level.any():
+        upright = np.zeros_like(upright)  # a tall 1 or 7 alone, not a box's side or a grid's rule
     lines = np.maximum(level, upright)
     if not lines.any():
         return mask
@@ -131,10 +134,13 @@ def straightened(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     return turned, cv2.invertAffineTransform(matrix)
 
 
-def frame_without_sides(mask: np.ndarray, length: float) -> np.ndarray:
-    """Erase a printed box's sides (runs `length` px or longer, the box straightened) from its 0/1 mask."""
+def frame_without_sides(mask: np.ndarray, length: float, frame: bool = True) -> np.ndarray:
+    """Erase a printed box's sides (runs `length` px or longer, the box straightened) from its 0/1 mask.
+
+    A blob that is no `frame` (it encloses no digit) loses an upright run only beside a level one.
+    """
     upright, back = straightened(mask)
-    kept = without_lines(upright, length)
+    kept = without_lines(upright, length, lone_uprights=frame)
     if back is None:
         return kept
     removed = upright & (1 - kept)
