@@ -282,7 +282,9 @@ def finer_scale(found: FoundInk, input_shape: tuple[float, float]) -> float | No
     height = digit_height(found.blobs)
     if height >= MIN_DIGIT_PX:
         return None
-    finest = min(MAX_UPSCALE, float(np.sqrt(MAX_WORK_PIXELS / (input_shape[0] * input_shape[1]))))
+    # Interpolating finer than the input helps only where the first pass already saw every pixel.
+    finest = MAX_UPSCALE if found.scale >= 1 else 1.0
+    finest = min(finest, float(np.sqrt(MAX_WORK_PIXELS / (input_shape[0] * input_shape[1]))))
     scale = min(finest, found.scale * TARGET_DIGIT_PX / height)
     return scale if scale > 1.2 * found.scale else None
 
