@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from mnist_bot.preprocess import Box, ImageInput, open_image
+from mnist_bot.blobs import Box
+from mnist_bot.decode import ImageInput, open_image
 from mnist_bot.recognizer import PageReading, Prediction
 
 MAX_SIDE = 2048  # longest side drawn on: enough to read, small enough to send and show

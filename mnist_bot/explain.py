@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
-from mnist_bot import preprocess
+from mnist_bot import blobs, decode
+from mnist_bot.decode import ImageInput
 from mnist_bot.errors import RecognizerError
-from mnist_bot.preprocess import ImageInput
 from mnist_bot.recognizer import PageReading, Recognizer
 
 PANEL = 200  # px: every stage is shown this high
@@ -48,7 +48,7 @@ class Explanation:
 def explain(recognizer: Recognizer, image: ImageInput) -> Explanation:
     """Read `image` and keep a picture of each stage: decoded, ink, mask, candidates, chosen, 28x28."""
     # At full size, not JPEG-drafted, so the boxes (in the input's own pixels) land on it.
-    array, _ = preprocess.load_image_scaled(image, draft=False)
+    array, _ = decode.load_image_scaled(image, draft=False)
     stages = [Stage("decoded", array, {"size": f"{array.shape[1]}x{array.shape[0]}"})]
 
     def trace(name: str, picture: np.ndarray, numbers: dict[str, Any]) -> None:
@@ -56,7 +56,7 @@ def explain(recognizer: Recognizer, image: ImageInput) -> Explanation:
 
     try:
         # The input itself, as the front ends pass it: a big JPEG is drafted, a small digit zoomed.
-        found = preprocess.find_ink(image, trace)
+        found = blobs.find_ink(image, trace)
         stages.append(candidates_stage(found, stages[-1].picture))
         reading = recognizer.read(image)
     except RecognizerError as exc:
@@ -65,7 +65,7 @@ def explain(recognizer: Recognizer, image: ImageInput) -> Explanation:
     return Explanation(stages, reading)
 
 
-def candidates_stage(found: preprocess.FoundInk, mask: np.ndarray) -> Stage:
+def candidates_stage(found: blobs.FoundInk, mask: np.ndarray) -> Stage:
     """Box every ink blob that survived the filters on the mask."""
     picture = Image.fromarray(mask).convert("RGB")
     draw = ImageDraw.Draw(picture)

@@ -12,43 +12,31 @@ from dataclasses import dataclass, replace
 import cv2
 import numpy as np
 
-from mnist_bot import segment
+from mnist_bot import printed, segment
+from mnist_bot.blobs import EMPTY_MESSAGE, Box, Component, FoundInk, components, find_decoded_ink, label_ink
+from mnist_bot.candidates import digit_parts, touches_border, union_box
+from mnist_bot.decode import ImageInput, load_image_scaled
 from mnist_bot.errors import EmptyImageError
-from mnist_bot.preprocess import (
-    EMPTY_MESSAGE,
-    Box,
-    Component,
-    FoundInk,
-    ImageInput,
-    PreparedDigit,
-    components,
-    find_decoded_ink,
-    ink_image,
-    label_ink,
-    load_image_scaled,
-    prepare_found_digit,
-    touches_border,
-    union_box,
-)
+from mnist_bot.ink import ink_image
+from mnist_bot.preprocess import PreparedDigit, prepare_found_digit
 
 MAX_WHOLE_GROUPS = 3  # a line of up to this many groups may be one digit in pieces
 WHOLE_ASPECT = 1.2  # ... if together no wider than this share of their height
+MAX_WHOLE_PIECES = 8  # more characters than this are never the pieces of one digit
+WHOLE_COVER = 0.8  # a page's ink may be one digit if the one-digit path takes in this share of it
 MIN_TURN_CHARACTERS = 3  # a page of this many characters may lie sideways; fewer are read as they stand
 MIN_DIGIT_PX = 36  # working px: a page's digits shorter than this are re-read at a finer resolution...
 TARGET_DIGIT_PX = 40  # ... one that makes them this tall
 BACKGROUND_DIGITS = 4  # the paper's brightness is estimated over this many digit heights
+MAX_UPSCALE = 2.0  # a small image's small digits are read at up to this many working px per input px
 MAX_WORK_PIXELS = 16_000_000  # the finest working resolution, for memory (a 35 MP form fits at about 0.7x)
-FRAMED_SHARE = 0.3  # a blob enclosing one at least this share as tall is a printed box, not a digit
-FRAME_LINE = 1.0  # ... and a box's sides are erased from this many digit sizes long
-REMNANT_ASPECT = 4  # a blob this much longer than wide along an erased line is a piece of it
-STRAIGHT_SHARE = 0.5  # a box is at least this share straight lines; a digit around a piece of itself is not
-PRINTED_LINE = 1.5  # straight strokes this many digit sizes long are printed lines, never a digit's
 FRAME_MARGIN = 2  # working px from the frame within which ink counts as touching it (a paper edge's rest)
 LINE_ASPECT = 8  # a blob this many times longer than wide is a straight stroke
 MAIN_SHARE = 0.4  # blobs at least this share as tall as the page's tall ones are characters; less are pieces
 LINE_OVERLAP = 0.4  # neighbours on a line share at least this share of the shorter one's rows...
 LINE_REACH = 2.5  # ... and lie at most this many digit heights apart
 STACK_GAP = 0.2  # pieces of one digit stacked with a gap under this share of the taller are one character
+STACK_SPAN = 1.5  # ... and together no taller than this many digit heights
 ROW_DRIFT = 0.5  # pieces of one row (grid columns far apart) lie within this many digit heights of its line
 PIECE_DRIFT = 0.75  # a small piece (a 5's hat, a dot of a broken stroke) lies this close to its line
 TALLEST_SHARE = 2.5  # ink this many times taller than the digits is a paper edge or a rule, not a character
@@ -68,6 +56,7 @@ class PageLayout:
 
     lines: list[segment.NumberLayout]
     rotation: int = 0
+    whole: PreparedDigit | None = None  # all of the ink as one digit, when the lines may be one digit
 
 
 def prepare_number(image: ImageInput) -> segment.NumberLayout:
@@ -93,20 +82,44 @@ def turned_layouts(ink: FoundInk) -> list[PageLayout]:
     return [turned_layout(ink, quarter) for quarter in (1, 2, 3)]
 
 
-def ink_layout(ink: FoundInk) -> list[segment.NumberLayout]:
-    """Lay out found ink as lines of digits; one row is one digit or one number, as read() read them."""
+def ink_layout(ink: FoundInk) -> PageLayout:
+    """Lay out found ink as lines of digits; one row is one digit or one number, as read() read them.
+
+    A few characters may also be the pieces of one digit (a thin pen broken in places, a digit
+    broken across its middle): then the one digit is offered too, and the classifier chooses.
+    """
     rows = page_rows(ink)
-    if not is_page(rows):
-        return [single_line(ink)]
-    return [layout for layout in (row_layout(ink, row) for row in rows) if layout is not None]
+    if not is_page(rows) and not is_stacked_pair(rows):
+        return PageLayout([single_line(ink)])
+    lines = [layout for layout in (row_layout(ink, row) for row in rows) if layout is not None]
+    return PageLayout(lines, whole=whole_digit(ink, rows))
+
+
+def whole_digit(ink: FoundInk, rows: list[list[Component]]) -> PreparedDigit | None:
+    """Return the one digit the single-digit path picks, when it takes in nearly all of the rows' ink."""
+    characters = [c for row in rows for c in row]
+    if len(characters) > MAX_WHOLE_PIECES:
+        return None
+    parts = {c.label for c in digit_parts(ink)}
+    covered = sum(c.area for c in characters if c.label in parts)
+    if covered < WHOLE_COVER * sum(c.area for c in characters):
+        return None  # digits apart from one another: the page's lines, not one digit
+    try:
+        return prepare_found_digit(ink)
+    except EmptyImageError:
+        return None
 
 
 def turned_layout(ink: FoundInk, quarter: int) -> PageLayout:
     """Lay out the ink turned `quarter` quarter-turns counter-clockwise, boxes mapped back to the input."""
     turned = turned_ink(ink, quarter)
     shape = (round(turned.labels.shape[0] / ink.scale), round(turned.labels.shape[1] / ink.scale))
-    lines = [unturned_line(line, shape, quarter) for line in ink_layout(turned)] if turned.blobs else []
-    return PageLayout(lines, rotation=90 * quarter)
+    if not turned.blobs:
+        return PageLayout([], rotation=90 * quarter)
+    page = ink_layout(turned)
+    whole = None if page.whole is None else unturned_digit(page.whole, shape, quarter)
+    lines = [unturned_line(line, shape, quarter) for line in page.lines]
+    return PageLayout(lines, rotation=90 * quarter, whole=whole)
 
 
 def turned_ink(ink: FoundInk, quarter: int) -> FoundInk:
@@ -128,12 +141,17 @@ def unturned_line(line: segment.NumberLayout, shape: tuple[int, int], quarter: i
     """Map a turned line's boxes (in the turned input's pixels, of `shape`) back to the input's."""
 
     def back(digit: PreparedDigit) -> PreparedDigit:
-        return replace(digit, box=unturned_box(digit.box, shape, quarter))
+        return unturned_digit(digit, shape, quarter)
 
     whole = None if line.whole is None else back(line.whole)
     return segment.NumberLayout(
         [back(d) for d in line.digits], {i: back(d) for i, d in line.joins.items()}, whole
     )
+
+
+def unturned_digit(digit: PreparedDigit, shape: tuple[int, int], quarter: int) -> PreparedDigit:
+    """Map a turned digit's box back to the input's pixels."""
+    return replace(digit, box=unturned_box(digit.box, shape, quarter))
 
 
 def unturned_box(box: Box, shape: tuple[int, int], quarter: int) -> Box:
@@ -153,6 +171,11 @@ def is_page(rows: list[list[Component]]) -> bool:
     """
     counts = [len(row) for row in rows]
     return len(counts) >= 3 or (len(counts) == 2 and max(counts) >= 2)
+
+
+def is_stacked_pair(rows: list[list[Component]]) -> bool:
+    """Tell whether rows are two single characters one above the other: two digits, or one in two pieces."""
+    return [len(row) for row in rows] == [1, 1]
 
 
 def single_line(ink: FoundInk) -> segment.NumberLayout:
@@ -177,7 +200,7 @@ def single_line(ink: FoundInk) -> segment.NumberLayout:
 def page_ink(image: ImageInput) -> FoundInk:
     """Find an image's ink at a resolution where its digits are tall enough to read."""
     array, decode_scale = load_image_scaled(image)
-    found = find_decoded_ink(image, array, decode_scale)
+    found = find_decoded_ink(image, array, decode_scale, rules=False)
     if found.origin != (0, 0):  # zoomed in onto one small digit: already at full size
         return found
     input_shape = (array.shape[0] / decode_scale, array.shape[1] / decode_scale)
@@ -190,78 +213,68 @@ def page_ink(image: ImageInput) -> FoundInk:
 def finer_ink(image: ImageInput, array: np.ndarray, decode_scale: float, scale: float) -> FoundInk:
     """Find the ink again at `scale` working px per input px, decoding the input in full if it was drafted."""
     full = array if decode_scale == 1 else load_image_scaled(image, draft=False)[0]
-    side = round(max(full.shape[:2]) * scale)
+    upscale = max(1.0, scale)
+    if upscale > 1:  # small digits of a small image: their hairline strokes need more than a pixel
+        full = cv2.resize(full, None, fx=upscale, fy=upscale, interpolation=cv2.INTER_CUBIC)
+    side = round(max(full.shape[:2]) * scale / upscale)
     finer = ink_image(full, work_side=side, background_side=BACKGROUND_DIGITS * TARGET_DIGIT_PX)
-    return label_ink(finer, finer.scale)
+    return label_ink(finer, finer.scale * upscale, rules=False)
 
 
 def without_printed_lines(ink: FoundInk) -> FoundInk:
-    """Erase a form's boxes and grid, underlines and rules: straight strokes far longer than a digit's.
+    """Erase a form's boxes and grid, underlines and rules, sized by the page's digits (`printed`).
 
-    No stroke of a handwritten digit runs straight for PRINTED_LINE digit sizes, so an opening that
-    long keeps only such lines, at any resolution. A blob enclosing a digit is a printed box: its
-    sides are erased down to FRAME_LINE digit sizes, which leaves only a digit touching it.
+    A blob enclosing a digit and mostly straight is a printed box: its sides go from FRAME_LINE
+    digit sizes long. In any blob longer than PRINTED_LINE digit sizes (a ruled line, a grid, a
+    box with a digit touching it) straight runs that long go. Each is straightened first; the
+    strokes crossing or touching the lines stay.
     """
-    frames = framing_blobs(ink.blobs)
-    for i in np.flatnonzero(frames):  # only the few blobs around others need the closer look
-        frames[i] = is_straight(ink.labels, ink.blobs[i])
+    frames = printed.framing_blobs(ink.blobs)
+    masks = {int(i): printed.blob_mask(ink.labels, ink.blobs[i]) for i in np.flatnonzero(frames)}
+    for i, mask in masks.items():  # only the few blobs around others need the closer look
+        frames[i] = printed.is_straight(mask)
     plain = [c for c, frame in zip(ink.blobs, frames, strict=True) if not frame]
-    size = digit_size(plain or ink.blobs)  # a form's boxes are no measure of its digits
-    length = round(PRINTED_LINE * size)
-    if not frames.any() and not any(max(c.w, c.h) > length for c in ink.blobs):
+    size = digit_size(unruled(ink.labels, plain) or ink.blobs)  # a form's boxes are no measure of its digits
+    sides = {
+        i: (printed.FRAME_LINE if frame else printed.PRINTED_LINE) * size
+        for i, (c, frame) in enumerate(zip(ink.blobs, frames, strict=True))
+        if frame or max(c.w, c.h) > printed.PRINTED_LINE * size
+    }
+    if not sides:
         return ink
     # Only the blobs found so far: labels also hold the specks, shadows and faint marks left out.
-    boxes = np.isin(ink.labels, [c.label for c, frame in zip(ink.blobs, frames, strict=True) if frame])
-    boxes = boxes.astype(np.uint8)
-    mask = np.isin(ink.labels, [c.label for c in plain]).astype(np.uint8)
-    mask |= boxes & (1 - straight_lines(boxes, FRAME_LINE * size))
-    lines = straight_lines(mask, length) | (boxes & (1 - mask))
-    labels, blobs = components(mask & (1 - lines), min_area=max(4, round(0.02 * size**2)))
-    blobs = [c for c, rest in zip(blobs, line_remnants(labels, blobs, lines), strict=True) if not rest]
+    found = np.zeros(int(ink.labels.max()) + 1, np.uint8)
+    found[[c.label for c in ink.blobs]] = 1
+    kept = found[ink.labels]
+    lines = np.zeros_like(kept)
+    for i, length in sides.items():
+        c = ink.blobs[i]
+        own = masks[i] if i in masks else printed.blob_mask(ink.labels, c)
+        erased = own & (1 - printed.frame_without_sides(own, length, frame=bool(frames[i])))
+        kept[c.y : c.y + c.h, c.x : c.x + c.w] &= 1 - erased
+        lines[c.y : c.y + c.h, c.x : c.x + c.w] |= erased
+    labels, blobs = components(kept, min_area=max(4, round(0.02 * size**2)))
+    flags = printed.remnants(labels, blobs, lines, size)
+    flags = printed.beside_no_digit(labels, blobs, flags, MAIN_SHARE * size)
+    blobs = [c for c, rest in zip(blobs, flags, strict=True) if not rest]
     return replace(ink, labels=labels, blobs=blobs) if blobs else ink
 
 
-def line_remnants(labels: np.ndarray, blobs: list[Component], lines: np.ndarray) -> list[bool]:
-    """Flag thin straight blobs lying along erased lines: what a line slanted by perspective leaves."""
-    near = cv2.dilate(lines, np.ones((5, 5), np.uint8))
-    where = np.flatnonzero(labels)
-    size = int(labels.max()) + 1
-    total = np.bincount(labels.ravel()[where], minlength=size)
-    beside = np.bincount(labels.ravel()[where], weights=near.ravel()[where], minlength=size)
-    return [
-        beside[c.label] >= 0.8 * total[c.label] and max(c.w, c.h) >= REMNANT_ASPECT * min(c.w, c.h)
-        for c in blobs
-    ]
+def unruled(labels: np.ndarray, blobs: list[Component]) -> list[Component]:
+    """Return the blobs, each long flat one (a ruled line, digits fused with it) as its pieces off the line.
 
-
-def straight_lines(mask: np.ndarray, length: float) -> np.ndarray:
-    """Return the 0/1 pixels of `mask` on horizontal or vertical runs at least `length` px long."""
-    side = max(3, round(length))
-    kernels = [cv2.getStructuringElement(cv2.MORPH_RECT, shape) for shape in ((side, 1), (1, side))]
-    return np.maximum(*(cv2.morphologyEx(mask, cv2.MORPH_OPEN, kernel) for kernel in kernels))
-
-
-def is_straight(labels: np.ndarray, blob: Component) -> bool:
-    """Tell whether most of a blob lies on level or upright runs half its size long: print, not writing."""
-    window = labels[blob.y : blob.y + blob.h, blob.x : blob.x + blob.w] == blob.label
-    mask = window.astype(np.uint8)
-    straight = straight_lines(mask, 0.5 * min(blob.w, blob.h))
-    return bool(straight.sum() >= STRAIGHT_SHARE * mask.sum())
-
-
-def framing_blobs(blobs: list[Component]) -> np.ndarray:
-    """Flag blobs whose box holds a blob at least FRAMED_SHARE as tall: printed boxes, not digits.
-
-    A handwritten digit never encloses another of about its size; a form's box (or a cell cut out
-    of a form, its box along the edges) does, and would otherwise be read as a 0 around the digit.
+    Digits written on a line are one blob with it: only without the line do they show their size.
     """
-    x0, y0 = np.array([c.x for c in blobs]), np.array([c.y for c in blobs])
-    x1, y1 = x0 + np.array([c.w for c in blobs]), y0 + np.array([c.h for c in blobs])
-    heights = y1 - y0
-    inside = (x0[:, None] <= x0) & (y0[:, None] <= y0) & (x1[:, None] >= x1) & (y1[:, None] >= y1)
-    holds_digit = inside & (heights >= FRAMED_SHARE * heights[:, None])
-    np.fill_diagonal(holds_digit, False)
-    return np.asarray(holds_digit.any(axis=1))
+    out = []
+    for c in blobs:
+        if max(c.w, c.h) < WORD_ASPECT * min(c.w, c.h):
+            out.append(c)
+            continue
+        own = printed.blob_mask(labels, c)
+        rest = own & (1 - printed.straight_lines(own, 0.8 * max(c.w, c.h)))
+        pieces = components(rest, min_area=max(4, c.area // 100))[1]
+        out.extend(pieces or [c])
+    return out
 
 
 def finer_scale(found: FoundInk, input_shape: tuple[float, float]) -> float | None:
@@ -269,7 +282,9 @@ def finer_scale(found: FoundInk, input_shape: tuple[float, float]) -> float | No
     height = digit_height(found.blobs)
     if height >= MIN_DIGIT_PX:
         return None
-    finest = min(1.0, float(np.sqrt(MAX_WORK_PIXELS / (input_shape[0] * input_shape[1]))))
+    # Interpolating finer than the input helps only where the first pass already saw every pixel.
+    finest = MAX_UPSCALE if found.scale >= 1 else 1.0
+    finest = min(finest, float(np.sqrt(MAX_WORK_PIXELS / (input_shape[0] * input_shape[1]))))
     scale = min(finest, found.scale * TARGET_DIGIT_PX / height)
     return scale if scale > 1.2 * found.scale else None
 
@@ -318,7 +333,7 @@ def page_rows(ink: FoundInk) -> list[list[Component]]:
     rows = merge_row_fragments(linked_lines(characters, height), height)
     rows = [row for row in rows if max(c.h for c in row) >= MIN_LINE_SHARE * height]
     rows.sort(key=lambda row: row_centre(row, middle_x(ink.blobs)))
-    if not is_page(rows):
+    if not is_page(rows) and not is_stacked_pair(rows):
         return rows
     chosen = set(characters)
     shape = ink.labels.shape
@@ -340,7 +355,8 @@ def linked_lines(characters: list[Component], height: float) -> list[list[Compon
     """Join characters into line fragments: side by side on one line, or stacked pieces of one digit.
 
     Neighbours on a line share rows and lie a few digits apart. Pieces of one broken digit (a 6's
-    stem over its loop) share columns with almost no gap, while lines of a page lie further apart.
+    stem over its loop) share columns with almost no gap and together stand about a digit tall,
+    while lines of a page lie further apart.
     """
     top, left = (np.array([c.y for c in characters]), np.array([c.x for c in characters]))
     bottom = top + np.array([c.h for c in characters])
@@ -351,8 +367,11 @@ def linked_lines(characters: list[Component], height: float) -> list[list[Compon
     side_by_side = (shared_rows >= LINE_OVERLAP * np.minimum.outer(heights, heights)) & (
         column_gap <= LINE_REACH * height
     )
-    stacked = (shared_columns >= 0.5 * np.minimum.outer(widths, widths)) & (
-        row_gap <= STACK_GAP * np.maximum.outer(heights, heights)
+    span = np.maximum.outer(bottom, bottom) - np.minimum.outer(top, top)
+    stacked = (
+        (shared_columns >= 0.5 * np.minimum.outer(widths, widths))
+        & (row_gap <= STACK_GAP * np.maximum.outer(heights, heights))
+        & (span <= STACK_SPAN * height)  # pieces of one digit are together about a digit tall
     )
     return [[characters[i] for i in members] for members in connected(side_by_side | stacked)]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,16 +12,19 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from mnist_bot import layout, preprocess, segment
+from mnist_bot import layout, preprocess, render, segment
+from mnist_bot.blobs import Box
 from mnist_bot.config import load_settings, resolve_model_path
+from mnist_bot.decode import ImageInput
 from mnist_bot.errors import EmptyImageError
-from mnist_bot.preprocess import Box, ImageInput, PreparedDigit
+from mnist_bot.preprocess import PreparedDigit
 from mnist_bot.runtime import Runtime, load_runtime
 
 # Calibrated on MNIST validation digits and synthetic photos: below these the answer is a guess.
 MIN_CONFIDENCE = 0.60
 MIN_MARGIN = 0.40
 WHOLE_MARGIN = 0.2  # a line's ink read as one digit wins when this much surer than its weakest part
+PAGE_WHOLE_MARGIN = 0.05  # a page's ink read as one digit wins when this much likelier than all its lines
 ORIENTATION_SAMPLE = 32  # digits read each way up to choose the page's way up
 # Digits read upside down or sideways are mostly guesses, but a few (0, 1, 8) read as well either
 # way: a turned page must read clearly better than upright, and a page read well upright is not turned.
@@ -223,6 +226,16 @@ def reads_better_whole(digits: list[Prediction], whole: Prediction) -> bool:
     return len(digits) > 1 and not whole.unsure and whole.confidence > weakest + WHOLE_MARGIN
 
 
+def page_reads_better_whole(lines: list[NumberReading], whole: Prediction) -> bool:
+    """Tell whether a page's few lines read better as one digit: likelier than every line read right.
+
+    The pieces of one digit broken by a thin pen each read as some digit, a few of them surely;
+    together they are likely only if every one is, while their whole reads as one clear digit.
+    """
+    joint = float(np.prod([p.confidence for line in lines for p in line.digits]))
+    return not lines or whole.confidence > joint + PAGE_WHOLE_MARGIN
+
+
 def _join_wins(left: Prediction, right: Prediction, join: Prediction) -> bool:
     """Tell whether a join reads better than the two pieces it is made of."""
     weaker = min(left.confidence, right.confidence)
@@ -270,7 +283,7 @@ class Recognizer:
         if ready is not None:  # one MNIST digit: read as predict() reads it
             return self._read_lines([segment.NumberLayout([ready], {})])
         ink = layout.page_ink(image)
-        upright = self._read_page_layout(layout.PageLayout(layout.ink_layout(ink)))
+        upright = self._read_page_layout(layout.ink_layout(ink))
         if not layout.may_lie_turned(ink) or (
             upright is not None and upright_score(upright) >= SURELY_UPRIGHT
         ):
@@ -282,7 +295,7 @@ class Recognizer:
     def _read_page_layout(self, page: layout.PageLayout) -> PageReading | None:
         """Read a laid-out page; None when it holds no digit."""
         try:
-            return self._read_lines(page.lines, page.rotation)
+            return self._read_lines(page.lines, page.rotation, page.whole)
         except EmptyImageError:
             return None
 
@@ -312,29 +325,42 @@ class Recognizer:
         """Read one line of digits."""
         return self._read_lines([number]).lines[0]
 
-    def _read_lines(self, lines: list[segment.NumberLayout], rotation: int = 0) -> PageReading:
-        """Classify every line's digits and other readings in one runtime call, then settle each line."""
-        batch = [d for line in lines for d in alternatives(line)]
+    def _read_lines(
+        self, lines: list[segment.NumberLayout], rotation: int = 0, whole: PreparedDigit | None = None
+    ) -> PageReading:
+        """Classify every line's digits and other readings in one runtime call, then settle each line.
+
+        `whole` is all of the ink as one digit: it replaces the lines when it reads clearly better.
+        """
+        batch = [d for line in lines for d in alternatives(line)] + ([whole] if whole is not None else [])
         predictions = iter(self._classify(batch))
-        read = []
-        for line in lines:
-            singles = [next(predictions) for _ in line.digits]
-            joined = {i: next(predictions) for i in line.joins}
-            whole = next(predictions) if line.whole is not None else None
-            # Joins first: the pieces of a broken digit may each be no digit, while their join is one.
-            digits = self._digits_of_line(settle_joins(singles, joined), on_page=len(lines) > 1)
-            if (
-                whole is not None
-                and digits
-                and reads_better_whole(digits, whole)
-                and not self.is_no_digit(whole, on_page=len(lines) > 1)
-            ):
-                digits = [whole]
-            if digits:
-                read.append(NumberReading(text="".join(str(p.digit) for p in digits), digits=digits))
+        on_page = len(lines) > 1
+        read = [r for r in (self._settle_line(line, predictions, on_page) for line in lines) if r]
+        if whole is not None:
+            one = next(predictions)
+            if page_reads_better_whole(read, one):
+                read = [] if self.is_no_digit(one, on_page=False) else [NumberReading(str(one.digit), [one])]
         if not read:
             raise EmptyImageError(NOT_A_DIGIT)
         return PageReading(read, rotation)
+
+    def _settle_line(
+        self, line: segment.NumberLayout, predictions: Iterator[Prediction], on_page: bool
+    ) -> NumberReading | None:
+        """Settle one line from its predictions, in `alternatives` order; None when nothing is left."""
+        singles = [next(predictions) for _ in line.digits]
+        joined = {i: next(predictions) for i in line.joins}
+        whole = next(predictions) if line.whole is not None else None
+        # Joins first: the pieces of a broken digit may each be no digit, while their join is one.
+        digits = self._digits_of_line(settle_joins(singles, joined), on_page)
+        if (
+            whole is not None
+            and digits
+            and reads_better_whole(digits, whole)
+            and not self.is_no_digit(whole, on_page)
+        ):
+            digits = [whole]
+        return NumberReading(text="".join(str(p.digit) for p in digits), digits=digits) if digits else None
 
     def _digits_of_line(self, settled: list[Prediction], on_page: bool) -> list[Prediction]:
         """Drop a line's cut-outs that are no digit, and on a page a line mostly of them (words)."""
@@ -403,7 +429,7 @@ def mnist_box(grey: np.ndarray) -> Box | None:
     rows, cols = np.flatnonzero(visible.any(axis=1)), np.flatnonzero(visible.any(axis=0))
     box = Box(int(cols[0]), int(rows[0]), int(cols[-1] - cols[0]) + 1, int(rows[-1] - rows[0]) + 1)
     centre_y, centre_x = _PIXEL_ROWS_COLS @ grey.ravel() / total
-    offset = math.hypot(centre_y - preprocess.CENTRE, centre_x - preprocess.CENTRE)
+    offset = math.hypot(centre_y - render.CENTRE, centre_x - render.CENTRE)
     sized = FAST_BOX_SIDES[0] <= max(box.w, box.h) <= FAST_BOX_SIDES[1]
     return box if sized and offset <= FAST_MAX_OFFSET else None
 

@@ -35,6 +35,9 @@ class Runtime(Protocol):
         ...
 
 
+MAX_BATCH = 256  # digits per interpreter call: a page's batch beyond this runs in chunks
+
+
 class LiteRtRuntime:
     """Run a `.tflite` model with the LiteRT interpreter (no TensorFlow import)."""
 
@@ -77,21 +80,41 @@ class LiteRtRuntime:
         return self._digitness is not None
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
-        """Run one interpreter call for the whole batch."""
+        """Run the batch's probabilities (see `predict_with_digitness`)."""
         return self.predict_with_digitness(batch)[0]
 
     def predict_with_digitness(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """Run one interpreter call for the whole batch: probabilities, and P(digit) when the model has it."""
+        """Run the batch in one interpreter call, or a big one (a form's) in calls of MAX_BATCH.
+
+        Returns the probabilities and, when the model has a reject head, P(digit). The
+        interpreter's buffers grow with the batch (a 2,000-digit form took 400 MB of them);
+        chunks of one fixed size keep them small and are allocated once.
+        """
         with self._lock:
-            self._resize(len(batch))
-            model_input = batch.reshape([len(batch), *self._input["shape"][1:]]).astype(np.float32)
-            self._interpreter.set_tensor(self._input["index"], model_input)
-            self._interpreter.invoke()
-            probabilities = np.array(self._interpreter.get_tensor(self._output["index"]), dtype=np.float32)
+            if len(batch) <= MAX_BATCH:
+                return self._invoke(batch)
+            chunks = [batch[i : i + MAX_BATCH] for i in range(0, len(batch), MAX_BATCH)]
+            last = len(chunks[-1])
+            chunks[-1] = np.concatenate(
+                [chunks[-1], np.zeros((MAX_BATCH - last, *batch.shape[1:]), batch.dtype)]
+            )
+            parts = [self._invoke(chunk) for chunk in chunks]
+            probabilities = np.concatenate([p for p, _ in parts])[: len(batch)]
             if self._digitness is None:
                 return probabilities, None
-            digitness = self._interpreter.get_tensor(self._digitness["index"])
-            return probabilities, np.array(digitness, dtype=np.float32).reshape(len(batch))
+            return probabilities, np.concatenate([d for _, d in parts if d is not None])[: len(batch)]
+
+    def _invoke(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Run one interpreter call (the lock held): probabilities and P(digit) when the model has it."""
+        self._resize(len(batch))
+        model_input = batch.reshape([len(batch), *self._input["shape"][1:]]).astype(np.float32)
+        self._interpreter.set_tensor(self._input["index"], model_input)
+        self._interpreter.invoke()
+        probabilities = np.array(self._interpreter.get_tensor(self._output["index"]), dtype=np.float32)
+        if self._digitness is None:
+            return probabilities, None
+        digitness = self._interpreter.get_tensor(self._digitness["index"])
+        return probabilities, np.array(digitness, dtype=np.float32).reshape(len(batch))
 
 
 class KerasRuntime:

@@ -8,18 +8,11 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from mnist_bot.blobs import EMPTY_MESSAGE, Component, FoundInk, find_ink
+from mnist_bot.candidates import is_background_mark, union_box
+from mnist_bot.decode import ImageInput
 from mnist_bot.errors import EmptyImageError
-from mnist_bot.preprocess import (
-    EMPTY_MESSAGE,
-    Component,
-    FoundInk,
-    ImageInput,
-    PreparedDigit,
-    find_ink,
-    is_background_mark,
-    prepare_parts,
-    union_box,
-)
+from mnist_bot.preprocess import PreparedDigit, prepare_parts
 
 MAX_DIGITS = 12
 JOIN_GAP = 0.5  # neighbours closer than this share of a digit's height may be one broken digit

@@ -8,8 +8,8 @@ from PIL import Image
 
 from mnist_bot import NumberReading, PageReading, Prediction, Recognizer
 from mnist_bot.annotate import SURE_COLOUR, UNSURE_COLOUR, annotate
+from mnist_bot.blobs import Box
 from mnist_bot.data import Mnist
-from mnist_bot.preprocess import Box
 from tests.conftest import encode
 from tests.test_layout import clear_digits, page_of
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mnist_bot import preprocess
+from mnist_bot import decode, preprocess
+from mnist_bot.blobs import Box
 from mnist_bot.data import Mnist
-from mnist_bot.preprocess import Box
 from mnist_bot.recognizer import Recognizer, prepared_mnist
 from mnist_bot.runtime import FakeRuntime
 from tests.conftest import draw_digit
@@ -20,7 +20,7 @@ def pipeline_calls(monkeypatch: pytest.MonkeyPatch) -> list[object]:
     calls: list[object] = []
     real = preprocess.prepare_digit
 
-    def counted(image: preprocess.ImageInput) -> preprocess.PreparedDigit:
+    def counted(image: decode.ImageInput) -> preprocess.PreparedDigit:
         calls.append(image)
         return real(image)
 

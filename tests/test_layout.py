@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mnist_bot import PageReading, Recognizer
+from mnist_bot import PageReading, Recognizer, printed
+from mnist_bot.blobs import Box
 from mnist_bot.data import Mnist
 from mnist_bot.layout import connected, unturned_box
-from mnist_bot.preprocess import Box
 from tests.conftest import encode
 
 pytestmark = pytest.mark.slow
@@ -114,6 +114,29 @@ def test_one_digit_and_one_number_are_one_line(recognizer: Recognizer, mnist: Mn
     assert number.text == "2048" and len(number.lines) == 1 and number.rotation == 0
 
 
+def test_two_digits_one_above_the_other_are_two_lines(recognizer: Recognizer, mnist: Mnist) -> None:
+    """A 5 over a 6 is two lines, not one tall digit: together they stand two digits tall."""
+    assert read(recognizer, page_of(["5", "6"], clear_digits(mnist))).text == "5\n6"
+
+
+def test_a_thin_digit_broken_in_pieces_reads_as_one_digit(recognizer: Recognizer, mnist: Mnist) -> None:
+    """A thin pen's digit broken into pieces is one digit, not a page of its pieces."""
+    page = page_of(["5"], clear_digits(mnist))
+
+    for y in (80 + DIGIT_PX // 3, 80 + 2 * DIGIT_PX // 3):
+        page[y - 2 : y + 2] = 235  # two cuts across the digit: three stacked pieces
+    reading = read(recognizer, page)
+    assert reading.text == "5" and len(reading.lines) == 1
+
+
+def test_small_digits_of_a_small_page_read_at_a_finer_scale(recognizer: Recognizer, mnist: Mnist) -> None:
+    """A small scan whose digits are about 21 px tall is read at a finer scale, where thin strokes hold."""
+    rows = ["3141", "5926", "5358"]
+    page = page_of(rows, clear_digits(mnist))
+    small = cv2.resize(page, None, fx=0.35, fy=0.35, interpolation=cv2.INTER_AREA)
+    assert read(recognizer, small).text == "\n".join(rows)
+
+
 def test_dashes_between_digit_groups_are_not_digits(recognizer: Recognizer, mnist: Mnist) -> None:
     """A phone number's dashes are separators, not 1s or 7s, and split no digit."""
     page = page_of(["555 0123", "867 5309"], clear_digits(mnist))
@@ -170,3 +193,80 @@ def test_a_cropped_cell_with_its_box_reads_as_its_digit(recognizer: Recognizer, 
     form = boxed_form(clear_digits(mnist), ["3"])
     cell = form[45:136, 45:136]  # the box and a little paper around it
     assert read(recognizer, cell).text == "3"
+
+
+def grid_form(
+    pool: dict[int, list[np.ndarray]], rows: list[str], cell: int = 80, digit: int = 50, touch: int = -1
+) -> np.ndarray:
+    """Draw a form whose rules span the page: level lines edge to edge, upright ones down each row.
+
+    The digit of column `touch` is pushed against its box's left side, its ink over the line.
+    """
+    width = 100 + max(len(r) for r in rows) * cell
+    page = np.full((100 + len(rows) * (cell + 20), width), 240, np.uint8)
+    for r, row in enumerate(rows):
+        top = 50 + r * (cell + 20)
+        page[top : top + 2, :] = 40  # the form's rules run from edge to edge of the scan
+        page[top + cell : top + cell + 2, :] = 40
+        for c in range(len(row) + 1):
+            page[top : top + cell, 50 + c * cell : 50 + c * cell + 2] = 40
+        for c, ch in enumerate(row):
+            big = cv2.resize(pool[int(ch)][r + c], (digit, digit))
+            left, offset = 50 + c * cell, (cell - digit) // 2
+            cols = np.nonzero(big.max(axis=0) > 64)[0]
+            shift = -(offset + int(cols.min())) + 1 if c == touch else 0  # its ink starts on the side
+            x = left + offset + shift
+            window = page[top + offset : top + offset + digit, x : x + digit]
+            np.minimum(window, (240 - big.astype(np.int32) * 200 // 255).astype(np.uint8), out=window)
+    return page
+
+
+def test_a_form_whose_rules_span_the_page_reads_no_box_side_as_a_1(
+    recognizer: Recognizer, mnist: Mnist
+) -> None:
+    """Rules edge to edge are erased with the boxes' sides between them, sized by the digits: no 1s."""
+    rows = ["4708", "6093", "2585"]  # no 1 written: any 1 read is a box side
+    reading = read(recognizer, grid_form(clear_digits(mnist), rows))
+    assert reading.text == "\n".join(rows)
+
+
+def stroke_page(strokes: list[tuple[tuple[int, int], tuple[int, int]]], lines: list[np.s_]) -> np.ndarray:
+    """Draw pen strokes (4 px wide) and printed lines on a 300x300 page; the strokes make one digit."""
+    page = np.full((300, 300), 240, np.uint8)
+    for where in lines:
+        page[where] = 40
+    for start, end in strokes:
+        cv2.line(page, start, end, 20, 5, cv2.LINE_AA)
+    return page
+
+
+SEVEN = [((120, 120), (180, 120)), ((180, 120), (140, 200))]
+ONE = [((150, 100), (150, 180))]
+
+
+def test_a_7_on_a_ruled_line_keeps_its_bar(recognizer: Recognizer) -> None:
+    """A 7 whose bar lies on a ruled line keeps its bar: the line goes, the stroke on it stays."""
+    page = stroke_page(SEVEN, [np.s_[121:123, :], np.s_[230:232, :]])
+    reading = read(recognizer, page)
+    assert reading.text == "7"
+    box = reading.digits[0].box
+    assert box is not None and box.y <= 120 and box.w >= 50  # the bar, above the line, is part of it
+
+
+def test_a_stroke_crossing_a_ruled_line_stays_one_stroke() -> None:
+    """Where a stroke crosses a printed line, the line's pixels between its two sides stay."""
+    mask = np.zeros((100, 300), np.uint8)
+    mask[50:52, :] = 1  # a ruled line
+    mask[20:90, 140:144] = 1  # an upright stroke across it
+    kept = printed.without_lines(mask, 120)
+    assert kept[:, :100].sum() == 0 and kept[:, 200:].sum() == 0  # the line is gone
+    assert kept[20:90, 140:144].all()  # the stroke is whole
+
+
+def test_a_1_touching_a_box_side_keeps_its_stroke(recognizer: Recognizer, mnist: Mnist) -> None:
+    """A 1 written against its box's side is read as a 1 of its own height, and the side is not."""
+    pool = clear_digits(mnist)
+    reading = read(recognizer, grid_form(pool, ["4170"], touch=1))
+    assert reading.text == "4170"
+    one = reading.digits[1].box
+    assert one is not None and one.h <= 60  # the stroke (about 45 px), not the 80 px side

@@ -15,8 +15,9 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from PIL import Image
 
-from mnist_bot import preprocess as P
+from mnist_bot import blobs, decode, preprocess, render
 from mnist_bot.errors import EmptyImageError, InvalidImageError, RecognizerError
+from mnist_bot.ink import blobs_with_stats, flatten_background, ink_image, ink_is_dark, pen_width
 from tests.conftest import draw_digit, encode
 
 
@@ -31,8 +32,8 @@ def centre_of_mass(image: np.ndarray) -> tuple[float, float]:
 
 def test_ink_is_dark_detects_polarity() -> None:
     dark_on_light = np.asarray(draw_digit(7, ink=20, paper=230))
-    assert P.ink_is_dark(dark_on_light)
-    assert not P.ink_is_dark(255 - dark_on_light)
+    assert ink_is_dark(dark_on_light)
+    assert not ink_is_dark(255 - dark_on_light)
 
 
 def shadowed_photo_with_a_thin_one() -> np.ndarray:
@@ -45,8 +46,8 @@ def shadowed_photo_with_a_thin_one() -> np.ndarray:
 
 
 def test_polarity_survives_a_shadow_over_most_of_the_photo() -> None:
-    assert P.ink_is_dark(shadowed_photo_with_a_thin_one())
-    assert not P.ink_is_dark(cv2.bitwise_not(shadowed_photo_with_a_thin_one()))
+    assert ink_is_dark(shadowed_photo_with_a_thin_one())
+    assert not ink_is_dark(cv2.bitwise_not(shadowed_photo_with_a_thin_one()))
 
 
 @pytest.mark.parametrize("width", [8, 60, 180])
@@ -54,7 +55,7 @@ def test_polarity_survives_a_shadow_over_most_of_the_photo() -> None:
 def test_polarity_of_a_large_image_with_any_pen_width(width: int, dark: bool) -> None:
     page = np.full((480, 640), 225 if dark else 25, np.uint8)
     page[40:440, 320 - width // 2 : 320 + width // 2] = 20 if dark else 235  # up to a frame-filling marker
-    assert P.ink_is_dark(page) == dark
+    assert ink_is_dark(page) == dark
 
 
 def shadow_with_a_lit_corner() -> np.ndarray:
@@ -70,8 +71,8 @@ def shadow_with_a_lit_corner() -> np.ndarray:
 
 def test_a_lit_corner_in_a_shadow_does_not_turn_the_paper_into_ink() -> None:
     page = shadow_with_a_lit_corner()
-    assert not P.ink_is_dark(page)  # the histogram and the shading both point the wrong way...
-    ink = P.ink_image(page).ink
+    assert not ink_is_dark(page)  # the histogram and the shading both point the wrong way...
+    ink = ink_image(page).ink
     assert ink[280, 400] > 100 and ink[20, 20] < 30  # ...but only dark ink has a pen's steep edges
 
 
@@ -80,7 +81,7 @@ def test_chalk_on_a_dark_board_stays_light_ink() -> None:
     cv2.line(board, (300, 150), (300, 330), 215, 6)
     cv2.line(board, (300, 150), (270, 190), 215, 6)
     board += np.random.default_rng(0).normal(0, 3, board.shape)
-    ink = P.ink_image(np.clip(board, 0, 255).astype(np.uint8)).ink
+    ink = ink_image(np.clip(board, 0, 255).astype(np.uint8)).ink
     assert ink[250, 300] > 100 and ink[100, 100] < 30
 
 
@@ -88,7 +89,7 @@ def test_flatten_background_removes_a_lighting_gradient() -> None:
     gradient = np.tile(np.linspace(0, 120, 300, dtype=np.float32), (300, 1)).astype(np.uint8)
     stroke = gradient.copy()
     stroke[100:200, 148:154] = 250
-    flat = P.flatten_background(stroke)
+    flat = flatten_background(stroke)
     assert flat[:, :100].max() < 30  # the ramp is gone
     assert flat[150, 150] > 100  # the stroke stays
 
@@ -106,7 +107,7 @@ def test_flatten_background_keeps_a_sharp_shadow_edge_out_of_the_ink() -> None:
     ink = np.full((300, 400), 10, np.uint8)
     ink[:, 200:] = 120  # the right half lies in a hard shadow
     ink[100:200, 100:106] = 250  # a stroke in the light
-    flat = P.flatten_background(ink)
+    flat = flatten_background(ink)
     assert flat[:, 190:215].max() < 30  # no false stroke along the shadow's edge
     assert flat[150, 103] > 100
 
@@ -114,21 +115,21 @@ def test_flatten_background_keeps_a_sharp_shadow_edge_out_of_the_ink() -> None:
 def test_flatten_background_removes_a_thick_pen_filling_the_frame() -> None:
     ink = np.full((240, 240), 10, np.uint8)
     ink[30:210, 90:150] = 240  # a 60 px wide bar: wider than a fifth of the image
-    flat = P.flatten_background(ink)
+    flat = flatten_background(ink)
     assert flat[120, 95:145].min() > 150  # the middle of the stroke is ink, not background
 
 
 def test_soft_shadow_blobs_are_dropped_and_pen_strokes_kept() -> None:
-    ink = P.flatten_background(shadowed_page(soft=12))
-    labels, found = P.components(P.ink_mask(ink))
-    kept = P.drop_soft(labels, found, ink)
+    ink = flatten_background(shadowed_page(soft=12))
+    labels, found = blobs.components(blobs.ink_mask(ink))
+    kept = blobs.drop_soft(labels, found, ink)
     assert [(c.x, c.w) for c in kept] == [(300, 8)]
 
 
 def test_edge_sharpness_rates_a_pen_stroke_above_a_shadow_edge() -> None:
     ink = shadowed_page(soft=12)
-    labels, found = P.components((ink > 50).astype(np.uint8))
-    sharpness = P.edge_sharpness(labels, found, ink)
+    labels, found = blobs.components((ink > 50).astype(np.uint8))
+    sharpness = blobs.edge_sharpness(labels, found, ink)
     stroke = next(c for c in found if c.x >= 290)
     band = next(c for c in found if c.x < 290)
     assert sharpness[stroke.label] > 3 * sharpness[band.label]
@@ -138,7 +139,7 @@ def test_ink_mask_does_not_fuse_a_faint_band_with_a_stroke() -> None:
     ink = np.zeros((300, 300), np.uint8)
     ink[50:250, 100:108] = 220  # a stroke
     ink[50:250, 108:125] = 70  # the faint edge of a shadow touching it
-    mask = P.ink_mask(ink)
+    mask = blobs.ink_mask(ink)
     assert mask[150, 100:108].all()
     assert not mask[150, 110:125].any()
 
@@ -150,7 +151,7 @@ def test_a_soft_shadow_fused_with_a_stroke_is_cut_away_and_the_stroke_kept() -> 
     ink[60:240, 252:260] = 240  # a "1" at the band's edge: one blob once thresholded
     ink = ink.astype(np.uint8)
     mask = (ink > 60).astype(np.uint8)
-    kept = P.near_sharp_edges(mask, ink)
+    kept = blobs.near_sharp_edges(mask, ink)
     assert kept[60:240, 252:260].mean() > 0.95
     band = mask.copy()
     band[:, 240:272] = 0  # the band away from the stroke
@@ -162,13 +163,25 @@ def test_near_sharp_edges_keeps_the_inside_of_a_blot() -> None:
     cv2.circle(ink, (150, 150), 60, 230, -1)  # a filled blob far wider than the pen of the digit beside it
     ink[40:260, 40:46] = 230
     mask = (ink > 100).astype(np.uint8)
-    assert P.near_sharp_edges(mask, ink)[mask > 0].mean() > 0.99
+    assert blobs.near_sharp_edges(mask, ink)[mask > 0].mean() > 0.99
+
+
+def test_near_sharp_edges_keeps_a_bold_stroke_whose_edge_is_soft_in_places() -> None:
+    """A marker stroke whose edge blurs here and there keeps its body: the ring around it is mostly sharp."""
+    ink = np.full((500, 500), 10, np.float32)
+    ink[40:460, 220:280] = 200  # a bold "1", 60 px wide
+    soft = cv2.GaussianBlur(ink, (0, 0), 6)
+    for y in (120, 250, 380):  # three stretches of its edge out of focus, left and right
+        ink[y : y + 30, 200:300] = soft[y : y + 30, 200:300]
+    ink = ink.astype(np.uint8)
+    mask = (ink > 80).astype(np.uint8)
+    assert blobs.near_sharp_edges(mask, ink)[60:440, 235:265].mean() > 0.95
 
 
 @pytest.mark.parametrize("share", [0.02, 0.6])  # sparse ink gets 16-bit labels, a dense mask 32-bit
 def test_blobs_with_stats_match_opencvs_default_labelling(share: float) -> None:
     mask = (np.random.default_rng(0).random((400, 400)) < share).astype(np.uint8)
-    count, labels, stats = P.blobs_with_stats(mask)
+    count, labels, stats = blobs_with_stats(mask)
     expected = cv2.connectedComponentsWithStats(mask, connectivity=8)
     assert count == expected[0]
     assert np.array_equal(labels, expected[1]) and np.array_equal(stats, expected[2])
@@ -178,7 +191,7 @@ def test_pen_width_reads_the_widest_strokes() -> None:
     contrast = np.zeros((300, 300), np.uint8)
     contrast[40:260, 60:64] = 200  # a hairline
     contrast[40:260, 150:170] = 200  # a marker stroke
-    assert 14 <= P.pen_width(contrast) <= 24
+    assert 14 <= pen_width(contrast) <= 24
 
 
 def test_pen_width_of_inner_blobs_ignores_a_soft_shadow_around_a_thin_digit() -> None:
@@ -187,14 +200,14 @@ def test_pen_width_of_inner_blobs_ignores_a_soft_shadow_around_a_thin_digit() ->
     ink = cv2.GaussianBlur(ink, (0, 0), 12)  # a hand's shadow inside the frame
     ink[220:280, 195:199] = 230  # a thin "1" written inside the shadow
     ink = ink.astype(np.uint8)
-    assert P.pen_width(ink, inner_only=True) > 60  # the shadow reads as a very wide pen...
-    assert P.pen_width(ink, inner_only=True, sharp_only=True) <= 8  # ...until soft blobs are dropped
+    assert pen_width(ink, inner_only=True) > 60  # the shadow reads as a very wide pen...
+    assert pen_width(ink, inner_only=True, sharp_only=True) <= 8  # ...until soft blobs are dropped
 
 
 def test_pen_width_of_inner_blobs_keeps_a_sharp_marker_stroke() -> None:
     ink = np.full((400, 400), 10, np.uint8)
     ink[60:340, 180:220] = 230  # a 40 px marker stroke, sharp-edged
-    assert 30 <= P.pen_width(ink, inner_only=True, sharp_only=True) <= 50
+    assert 30 <= pen_width(ink, inner_only=True, sharp_only=True) <= 50
 
 
 def test_specks_on_a_photo_are_no_digit_but_a_small_digit_is_read() -> None:
@@ -202,45 +215,45 @@ def test_specks_on_a_photo_are_no_digit_but_a_small_digit_is_read() -> None:
     for x in range(60, 600, 90):
         page[300:310, x : x + 9] = 40  # specks of dirt 10 px tall: 2% of the shorter side
     with pytest.raises(EmptyImageError):
-        P.prepare_digit(page)
+        preprocess.prepare_digit(page)
     cv2.line(page, (420, 100), (420, 150), 40, 4)  # a 1 of 50 px, 10% of it
-    assert P.prepare_digit(page).box.x > 400
+    assert preprocess.prepare_digit(page).box.x > 400
 
 
 def test_a_tiny_thin_digit_in_a_large_photo_is_found_but_a_lone_odd_mark_is_not() -> None:
     page = np.full((480, 640), 215, np.uint8)
     cv2.line(page, (300, 200), (300, 245), 60, 2)  # a 1 of 46x2 px: under 0.1% of the photo
-    assert P.prepare_digit(page).box.h >= 40
+    assert preprocess.prepare_digit(page).box.h >= 40
     mark = np.full((480, 640), 215, np.uint8)
     cv2.rectangle(mark, (300, 200), (309, 219), 60, -1)  # a filled blot, as sparse: not digit-like
     with pytest.raises(EmptyImageError):
-        P.prepare_digit(mark)
+        preprocess.prepare_digit(mark)
 
 
 def test_a_small_crop_keeps_its_digit_touching_the_frame_over_a_stray_mark() -> None:
     crop = np.zeros((28, 28), np.uint8)  # MNIST-like: bright ink on black, a 1 from edge to edge
     crop[:, 13:16] = 255
     crop[4:8, 4:8] = 255  # a stray tick, the only blob not touching the frame
-    assert P.prepare_digit(crop).box.h >= 24
+    assert preprocess.prepare_digit(crop).box.h >= 24
 
 
 def test_a_small_crop_keeps_every_piece_of_a_broken_digit() -> None:
     crop = np.zeros((28, 28), np.uint8)
     crop[2:12, 13:16] = 255  # a faint 1 broken in two, its pieces far apart
     crop[18:27, 13:16] = 255
-    assert P.prepare_digit(crop).box.h >= 24
+    assert preprocess.prepare_digit(crop).box.h >= 24
 
 
 def test_ink_mask_raises_on_a_blank_page() -> None:
     with pytest.raises(EmptyImageError):
-        P.ink_mask(np.full((200, 200), 3, np.uint8))
+        blobs.ink_mask(np.full((200, 200), 3, np.uint8))
 
 
 def test_remove_rule_lines_keeps_the_digit_and_drops_the_lines() -> None:
     mask = np.zeros((300, 400), np.uint8)
     mask[50::40, :] = 1  # ruled lines across the page
     mask[100:220, 195:203] = 1  # a "1" crossing three lines
-    cleaned = P.remove_rule_lines(mask)
+    cleaned = blobs.remove_rule_lines(mask)
     assert cleaned[50, :150].sum() == 0
     assert cleaned[130, 195:203].all()  # stroke kept, including where it crossed a line
     assert cleaned[170, 195:203].all()
@@ -249,27 +262,27 @@ def test_remove_rule_lines_keeps_the_digit_and_drops_the_lines() -> None:
 def test_remove_rule_lines_keeps_a_tightly_cropped_one() -> None:
     mask = np.zeros((224, 224), np.uint8)
     mask[30:194, 100:118] = 1  # thick and long, but not a paper line
-    assert P.remove_rule_lines(mask).sum() == mask.sum()
+    assert blobs.remove_rule_lines(mask).sum() == mask.sum()
 
 
 def test_stroke_width_estimate() -> None:
     mask = np.zeros((100, 100), np.uint8)
     mask[10:90, 40:50] = 1
-    assert 8 <= P.stroke_width(mask) <= 12
+    assert 8 <= blobs.stroke_width(mask) <= 12
 
 
 def test_normalise_stroke_thickens_thin_pens_and_thins_fat_ones() -> None:
     thin = np.asarray(draw_digit(7, size=200, width=2, ink=1, paper=0))
     fat = np.asarray(draw_digit(7, size=200, width=40, ink=1, paper=0))
-    target = P.STROKE_IN_BOX * 200 / P.BOX
-    assert P.stroke_width(P.normalise_stroke(thin, 200)) > P.stroke_width(thin)
-    assert P.stroke_width(P.normalise_stroke(fat, 200)) < P.stroke_width(fat)
-    assert abs(P.stroke_width(P.normalise_stroke(thin, 200)) - target) < target
+    target = render.STROKE_IN_BOX * 200 / render.BOX
+    assert blobs.stroke_width(render.normalise_stroke(thin, 200)) > blobs.stroke_width(thin)
+    assert blobs.stroke_width(render.normalise_stroke(fat, 200)) < blobs.stroke_width(fat)
+    assert abs(blobs.stroke_width(render.normalise_stroke(thin, 200)) - target) < target
 
 
 def test_fit_box_keeps_aspect_ratio_inside_20x20() -> None:
     tall = np.ones((100, 20), np.float32)
-    out = P.fit_box(tall)
+    out = render.fit_box(tall)
     rows, cols = np.nonzero(out > 0.5)
     assert rows.max() - rows.min() + 1 == 20
     assert cols.max() - cols.min() + 1 == 4
@@ -278,13 +291,15 @@ def test_fit_box_keeps_aspect_ratio_inside_20x20() -> None:
 def test_centre_by_mass_moves_the_mass_to_mnist_centre() -> None:
     image = np.zeros((28, 28), np.float32)
     image[2:8, 3:9] = 1
-    assert centre_of_mass(P.centre_by_mass(image)) == pytest.approx((P.CENTRE, P.CENTRE), abs=0.3)
+    assert centre_of_mass(render.centre_by_mass(image)) == pytest.approx(
+        (render.CENTRE, render.CENTRE), abs=0.3
+    )
 
 
 def test_alpha_channel_ink_is_used_for_transparent_drawings() -> None:
     rgba = np.zeros((280, 280, 4), np.uint8)
     rgba[60:220, 135:150, 3] = 255  # black RGB everywhere: only alpha says where the ink is
-    grey, alpha_ink = P.to_grey(rgba)
+    grey, alpha_ink = decode.to_grey(rgba)
     assert alpha_ink
     assert grey[100, 140] == 255 and grey[10, 10] == 0
 
@@ -294,7 +309,7 @@ def test_alpha_channel_ink_is_used_for_transparent_drawings() -> None:
 
 def prepared(image: object) -> np.ndarray:
     """Run the pipeline and return input28."""
-    return P.prepare_digit(image).input28  # type: ignore[arg-type]
+    return preprocess.prepare_digit(image).input28  # type: ignore[arg-type]
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -318,7 +333,7 @@ def test_output_is_mnist_shaped_centred_and_in_range(digit, size, width_ratio, s
     out = prepared(image)
     assert out.shape == (28, 28) and out.dtype == np.float32
     assert out.min() >= 0.0 and out.max() == pytest.approx(1.0)
-    assert centre_of_mass(out) == pytest.approx((P.CENTRE, P.CENTRE), abs=0.6)
+    assert centre_of_mass(out) == pytest.approx((render.CENTRE, render.CENTRE), abs=0.6)
     rows, cols = np.nonzero(out > 0.1)
     assert max(np.ptp(rows), np.ptp(cols)) >= 17  # fills the 20x20 box (soft edges allowed)
 
@@ -351,7 +366,7 @@ def test_ruled_paper_and_shadow_do_not_change_the_digit() -> None:
 
 def test_box_is_reported_in_input_pixels() -> None:
     image = draw_digit(1, 1000, width=30, scale=0.4, offset=(100, 500))
-    box = P.prepare_digit(image).box
+    box = preprocess.prepare_digit(image).box
     assert 280 <= box.x + box.w / 2 <= 320 and 530 <= box.y <= 580 and 260 <= box.h <= 320
 
 
@@ -360,9 +375,9 @@ def test_a_large_jpeg_decodes_small_and_grey_with_boxes_in_its_own_pixels() -> N
     digit = draw_digit(1, 1000, width=30, scale=0.4, offset=(100, 500)).convert("RGB")
     page.paste(digit.crop((0, 0, 900, 900)))
     data = encode(page, "JPEG", quality=90)
-    array, scale = P.load_image_scaled(data)
+    array, scale = decode.load_image_scaled(data)
     assert array.shape == (480, 640) and scale == 0.5  # decoded at half size, luma only
-    box = P.prepare_digit(data).box
+    box = preprocess.prepare_digit(data).box
     assert 280 <= box.x + box.w / 2 <= 320 and 530 <= box.y <= 580 and 260 <= box.h <= 320
 
 
@@ -427,7 +442,7 @@ def test_float_arrays_in_unit_range_are_accepted() -> None:
 )
 def test_no_digit_raises_empty_image_error(image: np.ndarray) -> None:
     with pytest.raises(EmptyImageError):
-        P.prepare_digit(image)
+        preprocess.prepare_digit(image)
 
 
 def _zip_bytes() -> bytes:
@@ -452,14 +467,14 @@ def _zip_bytes() -> bytes:
 )
 def test_bad_files_raise_invalid_image_error(data: bytes) -> None:
     with pytest.raises(InvalidImageError):
-        P.prepare_digit(data)
+        preprocess.prepare_digit(data)
 
 
 def test_decompression_bomb_is_refused_before_decoding() -> None:
     bomb = encode(Image.new("1", (10_000, 10_000), 0), "PNG")  # 100 megapixels, a few kB
     assert len(bomb) < 100_000
     with pytest.raises(InvalidImageError, match="too large"):
-        P.prepare_digit(bomb)
+        preprocess.prepare_digit(bomb)
 
 
 @pytest.mark.parametrize(
@@ -478,24 +493,24 @@ def test_decompression_bomb_is_refused_before_decoding() -> None:
 )
 def test_bad_arrays_raise_invalid_image_error(array: np.ndarray) -> None:
     with pytest.raises(InvalidImageError):
-        P.prepare_digit(array)
+        preprocess.prepare_digit(array)
 
 
 def test_unsupported_types_raise_invalid_image_error() -> None:
     with pytest.raises(InvalidImageError):
-        P.prepare_digit(12345)  # type: ignore[arg-type]
+        preprocess.prepare_digit(12345)  # type: ignore[arg-type]
 
 
 def test_missing_file_raises_invalid_image_error(tmp_path) -> None:
     with pytest.raises(InvalidImageError):
-        P.prepare_digit(tmp_path / "nope.png")
+        preprocess.prepare_digit(tmp_path / "nope.png")
 
 
 @settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=4096))
 def test_random_bytes_never_escape_as_other_errors(data: bytes) -> None:
     with contextlib.suppress(RecognizerError):
-        P.prepare_digit(data)
+        preprocess.prepare_digit(data)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -508,7 +523,7 @@ def test_random_bytes_never_escape_as_other_errors(data: bytes) -> None:
 )
 def test_random_arrays_give_a_digit_or_a_recognizer_error(array: np.ndarray) -> None:
     try:
-        out = P.prepare_digit(array).input28
+        out = preprocess.prepare_digit(array).input28
     except RecognizerError:
         return
     assert out.shape == (28, 28) and np.isfinite(out).all() and out.min() >= 0 and out.max() <= 1
@@ -521,4 +536,4 @@ def test_corrupted_real_jpeg_never_escapes(noise: bytes) -> None:
     for i, byte in enumerate(noise[:64]):
         data[(i * 97 + byte) % len(data)] = byte
     with contextlib.suppress(RecognizerError):
-        P.prepare_digit(bytes(data))
+        preprocess.prepare_digit(bytes(data))

@@ -20,7 +20,7 @@ from mnist_bot import (
     Recognizer,
     segment,
 )
-from mnist_bot.preprocess import Component
+from mnist_bot.blobs import Component
 from mnist_bot.recognizer import is_unsure, settle_joins
 from mnist_bot.runtime import FakeRuntime
 from tests.conftest import draw_digit, encode, mnist_photo

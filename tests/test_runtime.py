@@ -7,11 +7,12 @@ import os
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from mnist_bot import ModelLoadError
 from mnist_bot.config import DEFAULT_MODEL
-from mnist_bot.runtime import KerasRuntime, load_runtime, native_logs_muted
+from mnist_bot.runtime import MAX_BATCH, KerasRuntime, LiteRtRuntime, load_runtime, native_logs_muted
 
 
 def without_keras(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -60,3 +61,13 @@ def test_loading_the_shipped_model_writes_nothing_on_stderr(capfd: pytest.Captur
     runtime = load_runtime(DEFAULT_MODEL)
     assert runtime.name == "litert"
     assert capfd.readouterr().err == ""
+
+
+def test_a_batch_bigger_than_one_call_reads_as_one_call_would() -> None:
+    """A form's thousand digits run in fixed chunks: the same probabilities, in the same order."""
+    runtime = LiteRtRuntime(DEFAULT_MODEL)
+    batch = np.random.default_rng(0).random((MAX_BATCH + 7, 28, 28), dtype=np.float32)
+    chunked = runtime.predict(batch)
+    alone = np.concatenate([runtime.predict(batch[i : i + 1]) for i in (0, MAX_BATCH, MAX_BATCH + 6)])
+    assert chunked.shape == (MAX_BATCH + 7, 10)
+    np.testing.assert_allclose(chunked[[0, MAX_BATCH, MAX_BATCH + 6]], alone, atol=1e-5)

@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mnist_bot import preprocess as P
+from mnist_bot import blobs, preprocess
 from mnist_bot.data import Mnist
 from mnist_bot.errors import EmptyImageError
+from mnist_bot.ink import ink_is_dark
 from mnist_bot.recognizer import Recognizer
 
 # (digit height px, frame side px): every height against every frame size, 16-40 px in 1000-4000 px.
@@ -24,7 +25,7 @@ SIZES = [(16, 1000), (24, 2000), (32, 3000), (40, 4000), (20, 4000), (28, 1500),
 
 def digit_in_frame(
     digit28: np.ndarray, height: int, side: int, at: tuple[int, int]
-) -> tuple[np.ndarray, P.Box]:
+) -> tuple[np.ndarray, blobs.Box]:
     """Draw an MNIST digit `height` px tall, dark on white, at `at` (x, y) in a side x side frame.
 
     Returns the uint8 (side, side) grey frame and the box of the drawn ink in its pixels.
@@ -37,7 +38,7 @@ def digit_in_frame(
     frame[at[1] : at[1] + height, at[0] : at[0] + width] -= ink
     frame = np.clip(frame, 0, 255).astype(np.uint8)
     ys, xs = np.nonzero(frame < 128)
-    return frame, P.Box(int(xs.min()), int(ys.min()), int(np.ptp(xs)) + 1, int(np.ptp(ys)) + 1)
+    return frame, blobs.Box(int(xs.min()), int(ys.min()), int(np.ptp(xs)) + 1, int(np.ptp(ys)) + 1)
 
 
 def first_of_each_class(mnist: Mnist) -> list[int]:
@@ -45,7 +46,7 @@ def first_of_each_class(mnist: Mnist) -> list[int]:
     return [int(np.flatnonzero(mnist.test.labels == d)[0]) for d in range(10)]
 
 
-def assert_box_close(found: P.Box | None, truth: P.Box, slack: int = 3) -> None:
+def assert_box_close(found: blobs.Box | None, truth: blobs.Box, slack: int = 3) -> None:
     """Check a box against the drawn ink's, in input pixels, within `slack` px on every side."""
     assert found is not None
     assert abs(found.x - truth.x) <= slack and abs(found.y - truth.y) <= slack
@@ -87,16 +88,16 @@ def test_the_zoomed_crop_is_a_stage_and_maps_boxes_back_to_input_pixels() -> Non
     frame = np.full((2400, 3000), 250, np.uint8)
     cv2.line(frame, (2000, 1500), (2000, 1530), 20, 3)  # a 1 of 31 px: 7 working px tall
     assert stage_names(frame) == ["ink", "zoom", "mask"]
-    found = P.find_ink(frame)
+    found = blobs.find_ink(frame)
     assert found.origin != (0, 0) and found.scale > 1  # read from an enlarged crop
-    box = P.prepare_found_digit(found).box
+    box = preprocess.prepare_found_digit(found).box
     assert abs(box.x - 1999) <= 2 and abs(box.y - 1499) <= 2 and 29 <= box.h <= 34
 
 
 def stage_names(image: np.ndarray) -> list[str]:
     """Return the names of the stages find_ink shows for an image."""
     names: list[str] = []
-    P.find_ink(image, lambda name, picture, numbers: names.append(name))
+    blobs.find_ink(image, lambda name, picture, numbers: names.append(name))
     return names
 
 
@@ -121,9 +122,9 @@ def test_blank_big_paper_with_grain_and_specks_has_no_digit() -> None:
         x, y, r = int(rng.integers(50, 2450)), int(rng.integers(50, 2450)), int(rng.integers(1, 4))
         cv2.circle(paper, (x, y), r, int(rng.integers(60, 140)), -1)
     with pytest.raises(EmptyImageError):
-        P.prepare_digit(paper)
+        preprocess.prepare_digit(paper)
     with pytest.raises(EmptyImageError):
-        P.prepare_digit(grainy_paper(3000, rng))
+        preprocess.prepare_digit(grainy_paper(3000, rng))
 
 
 @pytest.mark.parametrize("radius", [3, 12])
@@ -132,11 +133,11 @@ def test_a_lone_speck_or_blot_in_a_big_frame_is_no_digit(radius: int) -> None:
     frame = np.full((2500, 2500), 245, np.uint8)
     cv2.circle(frame, (1300, 900), radius, 30, -1)
     with pytest.raises(EmptyImageError):
-        P.prepare_digit(frame)
+        preprocess.prepare_digit(frame)
 
 
 def test_polarity_of_a_digit_under_a_thousandth_of_the_frame() -> None:
     frame = np.full((640, 640), 255, np.uint8)
     cv2.line(frame, (300, 300), (300, 310), 120, 1)  # 11 px of ink in 409,600
-    assert P.ink_is_dark(frame)
-    assert not P.ink_is_dark(cv2.bitwise_not(frame))
+    assert ink_is_dark(frame)
+    assert not ink_is_dark(cv2.bitwise_not(frame))

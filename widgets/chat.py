@@ -24,8 +24,8 @@ from mnist_bot import (
 )
 from mnist_bot.annotate import annotate
 from mnist_bot.config import load_settings
+from mnist_bot.decode import ImageInput, open_image
 from mnist_bot.explain import explain, strip
-from mnist_bot.preprocess import ImageInput, open_image
 from widgets import bubbles
 from widgets.pad import DrawingPad
 from widgets.raster import DEFAULT_PEN_WIDTH, PAD_SIZE, image_to_png, mask_to_png, mask_to_rgba
