@@ -162,7 +162,7 @@ def box_iou(a: Box | pages.Box, b: Box | pages.Box) -> float:
 def page_candidates(page: pages.Page) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Cut a page into candidates as read_page does: (the written digits' inputs, the others')."""
     try:
-        lines = layout.ink_layout(layout.page_ink(page.image))
+        lines = layout.ink_layout(layout.page_ink(page.image)).lines
     except RecognizerError:
         return [], []
     truth = [d.box for d in page.digits]
