@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,11 @@ from mnist_bot.runtime import Runtime, load_runtime
 MIN_CONFIDENCE = 0.60
 MIN_MARGIN = 0.40
 WHOLE_MARGIN = 0.2  # a line's ink read as one digit wins when this much surer than its weakest part
+# A group cut into pieces wins when their joint log-probability beats the whole's by this (nats)...
+SPLIT_MARGIN = 0.0
+# ... or, for a group wider than 95% of digits, comes within this of it: the model reads two touching
+# digits squeezed into one box as one digit as surely as it reads them apart.
+WIDE_SPLIT_MARGIN = -0.1
 ORIENTATION_SAMPLE = 32  # digits read each way up to choose the page's way up
 # Digits read upside down or sideways are mostly guesses, but a few (0, 1, 8) read as well either
 # way: a turned page must read clearly better than upright, and a page read well upright is not turned.
@@ -185,11 +190,21 @@ def settle_joins(singles: list[Prediction], joined: dict[int, Prediction]) -> li
     A thin pen under blur can break one digit in two; each piece alone reads as a weak guess,
     whereas two real digits side by side each read clearly.
     """
+    return settle_line(singles, joined, {})
+
+
+def settle_line(
+    singles: list[Prediction], joined: dict[int, Prediction], cuts: dict[int, tuple[Prediction, ...]]
+) -> list[Prediction]:
+    """Read a line: each group as cut (`cuts`, the winning ones), joined to its neighbour, or alone."""
     digits: list[Prediction] = []
     i = 0
     while i < len(singles):
         join = joined.get(i)
-        if join is not None and _join_wins(singles[i], singles[i + 1], join):
+        if i in cuts:
+            digits.extend(cuts[i])
+            i += 1
+        elif join is not None and i + 1 not in cuts and _join_wins(singles[i], singles[i + 1], join):
             digits.append(join)
             i += 2
         else:
@@ -198,9 +213,74 @@ def settle_joins(singles: list[Prediction], joined: dict[int, Prediction]) -> li
     return digits
 
 
+def winning_cuts(
+    singles: list[Prediction], ways: dict[int, list[tuple[Prediction, ...]]], margins: dict[int, float]
+) -> dict[int, tuple[Prediction, ...]]:
+    """Return, for each group read better cut into pieces (by its margin), the pieces' readings."""
+    cuts = {i: best_cut(singles[i], options, margins[i]) for i, options in ways.items()}
+    return {i: cut for i, cut in cuts.items() if cut is not None}
+
+
+def best_cut(
+    whole: Prediction, ways: list[tuple[Prediction, ...]], margin: float = SPLIT_MARGIN
+) -> tuple[Prediction, ...] | None:
+    """Return the likeliest cut of a group when it beats the group read whole by `margin` nats, else None.
+
+    A cut's likelihood is its pieces' joint probability (each piece right), so every extra piece
+    must read surely to pay for itself: a wide 0 cut in two reads as two weak guesses, while two
+    touching digits cut apart each read about as surely as any digit, and read whole as a guess.
+    """
+    scores = [sum(log_confidence(p) for p in way) for way in ways]
+    best = int(np.argmax(scores))
+    return ways[best] if scores[best] > log_confidence(whole) + margin else None
+
+
+def log_confidence(prediction: Prediction) -> float:
+    """Return the log of a reading's confidence, floored at 0.001 as mean_log_confidence does."""
+    return float(np.log(max(prediction.confidence, 1e-3)))
+
+
+@dataclass(frozen=True)
+class LineReadings:
+    """The model's readings of every alternative of one line (see `alternatives`)."""
+
+    singles: list[Prediction]
+    joined: dict[int, Prediction]
+    ways: dict[int, list[tuple[Prediction, ...]]]
+    whole: Prediction | None
+    wide: frozenset[int] = frozenset()  # groups wider than a digit usually is (NumberLayout.wide)
+
+
+def line_readings(line: segment.NumberLayout, predictions: Iterator[Prediction]) -> LineReadings:
+    """Take one line's readings off the predictions of `alternatives`, in the same order."""
+    singles = [next(predictions) for _ in line.digits]
+    joined = {i: next(predictions) for i in line.joins}
+    ways = {i: [tuple(next(predictions) for _ in way) for way in w] for i, w in line.splits.items()}
+    whole = next(predictions) if line.whole is not None else None
+    return LineReadings(singles, joined, ways, whole, line.wide)
+
+
+def settle(
+    read: LineReadings,
+    keep: Callable[[Prediction], bool] = lambda p: True,
+    margins: tuple[float, float] = (SPLIT_MARGIN, WIDE_SPLIT_MARGIN),
+) -> list[Prediction]:
+    """Choose a line's digits among its readings; `keep` drops what is no digit.
+
+    `margins` are what a cut must gain over the whole for a group of a digit's width and for a wide one.
+    """
+    cuts = winning_cuts(read.singles, read.ways, {i: margins[i in read.wide] for i in read.ways})
+    # Joins first: the pieces of a broken digit may each be no digit, while their join is one.
+    digits = [p for p in settle_line(read.singles, read.joined, cuts) if keep(p)]
+    if read.whole is not None and digits and reads_better_whole(digits, read.whole):
+        return [read.whole]
+    return digits
+
+
 def alternatives(line: segment.NumberLayout) -> list[PreparedDigit]:
-    """Return every reading of a line to classify: its digits, their joins, and the whole as one."""
-    return [*line.digits, *line.joins.values(), *([line.whole] if line.whole is not None else [])]
+    """Return every reading of a line to classify: its digits, joins, cuts, and the whole as one."""
+    pieces = [piece for ways in line.splits.values() for way in ways for piece in way]
+    return [*line.digits, *line.joins.values(), *pieces, *([line.whole] if line.whole is not None else [])]
 
 
 def reads_better_whole(digits: list[Prediction], whole: Prediction) -> bool:
@@ -309,13 +389,7 @@ class Recognizer:
         predictions = iter(self._classify(batch))
         read = []
         for line in lines:
-            singles = [next(predictions) for _ in line.digits]
-            joined = {i: next(predictions) for i in line.joins}
-            whole = next(predictions) if line.whole is not None else None
-            # Joins first: the pieces of a broken digit may each be no digit, while their join is one.
-            digits = [p for p in settle_joins(singles, joined) if not self.is_no_digit(p)]
-            if whole is not None and digits and reads_better_whole(digits, whole):
-                digits = [whole]
+            digits = settle(line_readings(line, predictions), keep=lambda p: not self.is_no_digit(p))
             if digits:
                 read.append(NumberReading(text="".join(str(p.digit) for p in digits), digits=digits))
         if not read:
