@@ -122,7 +122,7 @@ def unturned_line(line: segment.NumberLayout, shape: tuple[int, int], quarter: i
     whole = None if line.whole is None else back(line.whole)
     splits = {i: [tuple(back(d) for d in way) for way in ways] for i, ways in line.splits.items()}
     return segment.NumberLayout(
-        [back(d) for d in line.digits], {i: back(d) for i, d in line.joins.items()}, whole, splits, line.wide
+        [back(d) for d in line.digits], {i: back(d) for i, d in line.joins.items()}, whole, splits
     )
 
 
@@ -170,9 +170,7 @@ def lone_digit(ink: FoundInk, groups: list[list[Component]]) -> segment.NumberLa
     if not groups:
         return segment.NumberLayout([digit])
     # Alone, the group is its own line: its height is the line's.
-    height = union_box(groups[0]).h
-    splits = segment.group_splits(ink, groups, height)
-    return segment.NumberLayout([digit], splits=splits, wide=segment.wide_groups(groups, height))
+    return segment.NumberLayout([digit], splits=segment.group_splits(ink, groups, union_box(groups[0]).h))
 
 
 def page_ink(image: ImageInput) -> FoundInk:

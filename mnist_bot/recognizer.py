@@ -24,11 +24,10 @@ from mnist_bot.runtime import Runtime, load_runtime
 MIN_CONFIDENCE = 0.60
 MIN_MARGIN = 0.40
 WHOLE_MARGIN = 0.2  # a line's ink read as one digit wins when this much surer than its weakest part
-# A group cut into pieces wins when their joint log-probability beats the whole's by this (nats)...
+# A group cut into pieces wins when their joint log-probability beats the whole's by more than this
+# (nats). Chosen on generated data (benchmarks/split_margin.py): a larger margin loses touching
+# digits, a negative one (ties go to the cut) splits plain numbers' digits and single ones.
 SPLIT_MARGIN = 0.0
-# ... or, for a group wider than 95% of digits, comes within this of it: the model reads two touching
-# digits squeezed into one box as one digit as surely as it reads them apart.
-WIDE_SPLIT_MARGIN = -0.1
 ORIENTATION_SAMPLE = 32  # digits read each way up to choose the page's way up
 # Digits read upside down or sideways are mostly guesses, but a few (0, 1, 8) read as well either
 # way: a turned page must read clearly better than upright, and a page read well upright is not turned.
@@ -214,10 +213,10 @@ def settle_line(
 
 
 def winning_cuts(
-    singles: list[Prediction], ways: dict[int, list[tuple[Prediction, ...]]], margins: dict[int, float]
+    singles: list[Prediction], ways: dict[int, list[tuple[Prediction, ...]]], margin: float = SPLIT_MARGIN
 ) -> dict[int, tuple[Prediction, ...]]:
-    """Return, for each group read better cut into pieces (by its margin), the pieces' readings."""
-    cuts = {i: best_cut(singles[i], options, margins[i]) for i, options in ways.items()}
+    """Return, for each group read better cut into pieces (by `margin` nats), the pieces' readings."""
+    cuts = {i: best_cut(singles[i], options, margin) for i, options in ways.items()}
     return {i: cut for i, cut in cuts.items() if cut is not None}
 
 
@@ -248,7 +247,6 @@ class LineReadings:
     joined: dict[int, Prediction]
     ways: dict[int, list[tuple[Prediction, ...]]]
     whole: Prediction | None
-    wide: frozenset[int] = frozenset()  # groups wider than a digit usually is (NumberLayout.wide)
 
 
 def line_readings(line: segment.NumberLayout, predictions: Iterator[Prediction]) -> LineReadings:
@@ -257,19 +255,14 @@ def line_readings(line: segment.NumberLayout, predictions: Iterator[Prediction])
     joined = {i: next(predictions) for i in line.joins}
     ways = {i: [tuple(next(predictions) for _ in way) for way in w] for i, w in line.splits.items()}
     whole = next(predictions) if line.whole is not None else None
-    return LineReadings(singles, joined, ways, whole, line.wide)
+    return LineReadings(singles, joined, ways, whole)
 
 
 def settle(
-    read: LineReadings,
-    keep: Callable[[Prediction], bool] = lambda p: True,
-    margins: tuple[float, float] = (SPLIT_MARGIN, WIDE_SPLIT_MARGIN),
+    read: LineReadings, keep: Callable[[Prediction], bool] = lambda p: True, margin: float = SPLIT_MARGIN
 ) -> list[Prediction]:
-    """Choose a line's digits among its readings; `keep` drops what is no digit.
-
-    `margins` are what a cut must gain over the whole for a group of a digit's width and for a wide one.
-    """
-    cuts = winning_cuts(read.singles, read.ways, {i: margins[i in read.wide] for i in read.ways})
+    """Choose a line's digits among its readings; `keep` drops what is no digit, `margin` is a cut's."""
+    cuts = winning_cuts(read.singles, read.ways, margin)
     # Joins first: the pieces of a broken digit may each be no digit, while their join is one.
     digits = [p for p in settle_line(read.singles, read.joined, cuts) if keep(p)]
     if read.whole is not None and digits and reads_better_whole(digits, read.whole):

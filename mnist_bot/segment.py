@@ -13,7 +13,7 @@ from mnist_bot.candidates import is_background_mark, union_box
 from mnist_bot.decode import ImageInput
 from mnist_bot.errors import EmptyImageError
 from mnist_bot.preprocess import PreparedDigit, prepare_parts
-from mnist_bot.split import is_wide, split_candidates
+from mnist_bot.split import split_candidates
 
 MAX_DIGITS = 12
 JOIN_GAP = 0.5  # neighbours closer than this share of a digit's height may be one broken digit
@@ -37,7 +37,6 @@ class NumberLayout:
     whole: PreparedDigit | None = None  # all of the ink as one digit, when a few groups may be just one
     # i: digit i cut into 2 or 3 pieces, each way one tuple, when it may be touching digits
     splits: dict[int, list[tuple[PreparedDigit, ...]]] = field(default_factory=dict)
-    wide: frozenset[int] = frozenset()  # digits wider than one digit usually is: ties go to their cuts
 
 
 def stroke_clusters(labels: np.ndarray, found: list[Component]) -> list[list[Component]]:
@@ -223,14 +222,7 @@ def layout(ink: FoundInk, groups: list[list[Component]]) -> NumberLayout:
         if could_be_one(left, right, height)
     }
     digits = [prepare_parts(ink.labels, group, ink.scale, ink.origin) for group in groups]
-    return NumberLayout(
-        digits, joins, splits=group_splits(ink, groups, height), wide=wide_groups(groups, height)
-    )
-
-
-def wide_groups(groups: list[list[Component]], height: float) -> frozenset[int]:
-    """Return the indices of groups wider than a single digit of a line `height` px tall usually is."""
-    return frozenset(i for i, group in enumerate(groups) if is_wide(group, height))
+    return NumberLayout(digits, joins, splits=group_splits(ink, groups, height))
 
 
 def group_splits(

@@ -21,7 +21,6 @@ from mnist_bot.render import render28
 # touching digits are about 1.1 (a 1 and a 7) to 1.9 (two wide ones) line heights wide.
 SPLIT_ASPECT = 1.0  # a group at least this many line heights wide may be two digits touching
 SPLIT3_ASPECT = 1.6  # ... and this wide, three
-WIDE_ASPECT = 1.1  # a group this wide is wider than 95% of digits: a tie between its readings goes to the cut
 CUT_REACH = 0.1  # a cut lies within this share of the group's width of where it is looked for
 CUT_SHIFTS = (-0.15, 0.0, 0.15)  # 2-way cuts are looked for at the middle and this share of the width off it
 MIN_PIECE_HEIGHT = 0.5  # each piece stands at least this share of the line's height: no tail or hat alone
@@ -52,11 +51,6 @@ def split_candidates(
         if all(usable(piece, mask, height) for piece in pieces):
             found.append(tuple(prepare_piece(piece, box, scale, origin) for piece in pieces))
     return found
-
-
-def is_wide(group: list[Component], height: float) -> bool:
-    """Tell whether a group is wider than a single digit of its line usually is (WIDE_ASPECT)."""
-    return union_box(group).w >= WIDE_ASPECT * height
 
 
 def cut_plans(aspect: float) -> list[tuple[int, float]]:
