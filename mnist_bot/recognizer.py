@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -164,11 +164,6 @@ class DigitCheck:
     def p_digit(self, batch: np.ndarray) -> np.ndarray:
         """Return float32 (N,) P(digit) for (N, 28, 28) model inputs."""
         return self.runtime.predict(batch).reshape(len(batch))
-
-
-def upright_score(page: PageReading) -> float:
-    """Rate how well a page reads the way it stands: its digits' mean log-confidence."""
-    return mean_log_confidence([p.confidence for p in page.digits])
 
 
 def mean_log_confidence(confidences: list[float]) -> float:
@@ -334,21 +329,24 @@ class Recognizer:
         if ready is not None:  # one MNIST digit: read as predict() reads it
             return self._read_lines([segment.NumberLayout([ready], {})])
         ink = layout.page_ink(image)
-        upright = self._read_page_layout(layout.PageLayout(layout.ink_layout(ink)))
-        if not layout.may_lie_turned(ink) or (
-            upright is not None and upright_score(upright) >= SURELY_UPRIGHT
-        ):
+        upright, score = self._read_page_layout(layout.PageLayout(layout.ink_layout(ink)))
+        if not layout.may_lie_turned(ink) or score >= SURELY_UPRIGHT:
             return self._or_no_digit(upright)
         turned = [page for page in layout.turned_layouts(ink) if layout.prepared_digits(page)]
-        best = self._best_turn(turned, upright)
-        return self._or_no_digit(upright if best is None else self._read_page_layout(best))
+        best = self._best_turn(turned, score)
+        return self._or_no_digit(upright if best is None else self._read_page_layout(best)[0])
 
-    def _read_page_layout(self, page: layout.PageLayout) -> PageReading | None:
-        """Read a laid-out page; None when it holds no digit."""
+    def _read_page_layout(self, page: layout.PageLayout) -> tuple[PageReading | None, float]:
+        """Read a laid-out page (None when it holds no digit) and rate how well it reads this way up.
+
+        The rating leaves touching digits uncut: cuts are chosen for reading well, and a page
+        lying sideways, its digits wide, would read well upright when they are cut into pieces.
+        """
         try:
-            return self._read_lines(page.lines, page.rotation)
+            reading, uncut = self._read_lines_and_uncut(page.lines, page.rotation)
         except EmptyImageError:
-            return None
+            return None, -np.inf
+        return reading, mean_log_confidence([p.confidence for p in uncut or reading.digits])
 
     @staticmethod
     def _or_no_digit(reading: PageReading | None) -> PageReading:
@@ -357,14 +355,12 @@ class Recognizer:
             raise EmptyImageError(NOT_A_DIGIT)
         return reading
 
-    def _best_turn(
-        self, pages: list[layout.PageLayout], upright: PageReading | None
-    ) -> layout.PageLayout | None:
+    def _best_turn(self, pages: list[layout.PageLayout], upright: float) -> layout.PageLayout | None:
         """Return the turned layout that reads better than upright, from a sample of each; None if none."""
         samples = [sample_evenly(layout.prepared_digits(page), ORIENTATION_SAMPLE) for page in pages]
         predictions = iter(self._classify([d for sample in samples for d in sample]))
         scores = [mean_log_confidence([next(predictions).confidence for _ in sample]) for sample in samples]
-        floor = -np.inf if upright is None else upright_score(upright) + UPRIGHT_BONUS
+        floor = upright + UPRIGHT_BONUS  # `upright`: the upright page's rating (-inf when no digit)
         best = int(np.argmax(scores)) if scores else -1
         return pages[best] if scores and scores[best] > floor else None
 
@@ -378,16 +374,24 @@ class Recognizer:
 
     def _read_lines(self, lines: list[segment.NumberLayout], rotation: int = 0) -> PageReading:
         """Classify every line's digits and other readings in one runtime call, then settle each line."""
+        return self._read_lines_and_uncut(lines, rotation)[0]
+
+    def _read_lines_and_uncut(
+        self, lines: list[segment.NumberLayout], rotation: int = 0
+    ) -> tuple[PageReading, list[Prediction]]:
+        """Read lines as `_read_lines` does; also return their digits as read with no group cut."""
         batch = [d for line in lines for d in alternatives(line)]
         predictions = iter(self._classify(batch))
-        read = []
+        read, uncut = [], []
         for line in lines:
-            digits = settle(line_readings(line, predictions), keep=lambda p: not self.is_no_digit(p))
+            readings = line_readings(line, predictions)
+            digits = settle(readings, keep=lambda p: not self.is_no_digit(p))
+            uncut += settle(replace(readings, ways={}), keep=lambda p: not self.is_no_digit(p))
             if digits:
                 read.append(NumberReading(text="".join(str(p.digit) for p in digits), digits=digits))
         if not read:
             raise EmptyImageError(NOT_A_DIGIT)
-        return PageReading(read, rotation)
+        return PageReading(read, rotation), uncut
 
     def classify28(self, batch: np.ndarray) -> np.ndarray:
         """Return (N, 10) probabilities for already-prepared (N, 28, 28) float32 inputs."""
