@@ -419,8 +419,13 @@ def score_chunk(
     score: Score,
     saver: Saver | None,
     gallery: Gallery | None,
+    api: str = "predict",
 ) -> None:
-    """Run one chunk through the pipeline and the naive path and tally it."""
+    """Run one chunk through the pipeline and the naive path and tally it.
+
+    With `api="read"`, single digits are read as the front ends read any image (`Recognizer.read`):
+    an answer of two digits for one is wrong.
+    """
     images = [sample.image for sample in batch]
     results: Sequence[Prediction | Reading | None] = [None] * len(batch)
     if kind == "mnist":
@@ -433,7 +438,7 @@ def score_chunk(
         answers = [_reading(r) for r in results]
         naive = [None] * len(batch)
     else:
-        results = predict_all(rec, images)
+        results = read_all(rec.read, images) if api == "read" else predict_all(rec, images)
         answers = [_reading(r) for r in results]
         naive = _naive_answers(rec, images)
     for i, (sample, (answer, unsure)) in enumerate(zip(batch, answers, strict=True)):
@@ -587,6 +592,7 @@ def run(
     seed: int,
     saver: Saver | None,
     gallery: Gallery | None = None,
+    api: str = "predict",
 ) -> list[Score]:
     """Score every kind, each with its own seeded generator so kinds do not disturb each other."""
     scores = []
@@ -597,7 +603,7 @@ def run(
             rng = np.random.default_rng([seed, index])
             started = time.perf_counter()
             for batch in chunks(samples(kind, sources, n, rng), CHUNK):
-                score_chunk(rec, kind, batch, score, saver, gallery)
+                score_chunk(rec, kind, batch, score, saver, gallery, api)
             score.seconds = time.perf_counter() - started
         scores.append(score)
     return scores
@@ -668,6 +674,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=None,
         help="write a reliability diagram (PNG) of the digit kinds here",
     )
+    parser.add_argument(
+        "--api",
+        choices=("predict", "read"),
+        default="predict",
+        help="read single digits with predict() (default) or read(), as the bot and the widget do",
+    )
     parser.add_argument("--json-out", type=Path, default=None, help="also write the JSON line to this file")
     parser.add_argument(
         "--save-examples", type=Path, default=None, help="write sample inputs and failures here"
@@ -696,7 +708,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sources = load_sources(_mnist_dir(args.mnist_dir), args.handwriting_dir, args.real_dev_dir, kinds)
     saver = Saver(args.save_examples) if args.save_examples else None
     gallery = Gallery(args.gallery) if args.gallery else None
-    scores = run(rec, sources, kinds, args.n, seed=args.seed, saver=saver, gallery=gallery)
+    scores = run(rec, sources, kinds, args.n, seed=args.seed, saver=saver, gallery=gallery, api=args.api)
     if gallery is not None:
         gallery.write()
     if args.reliability:
@@ -711,6 +723,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "model_metadata": {k: rec.metadata.get(k) for k in ("name", "command", "date", "test_accuracy")},
         "seed": args.seed,
         "n_per_kind": args.n,
+        "api": args.api,
         "kinds": {s.kind: s.summary() for s in scores},
     }
     print(markdown(scores))

@@ -65,7 +65,7 @@ def make_inputs(kind: str, n: int, rng: np.random.Generator) -> list[tuple[objec
 
 def read_lines(rec: Recognizer, image: object) -> list[tuple[LineReadings, list[float]]]:
     """Lay out an image as read() does upright and classify every alternative of every line once."""
-    lines = layout.ink_layout(layout.page_ink(image))  # type: ignore[arg-type]
+    lines = layout.ink_layout(layout.page_ink(image)).lines  # type: ignore[arg-type]
     predictions = iter(rec._classify([d for line in lines for d in alternatives(line)]))
     out = []
     for line in lines:

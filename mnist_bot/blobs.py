@@ -30,29 +30,14 @@ from mnist_bot.ink import (
 )
 
 FAINT_SHARE = 0.55  # blobs whose mean contrast is under this share of the strongest are not ink
-
-
 SHARP_EDGE_REACH = 4  # px from a sharp edge that count as its stroke; wider strokes are walled in
-
-
+ENCLOSED_OPEN_SHARE = 0.25  # ink far from sharp edges is a stroke's inside if this share of its rim is paper
 SOFT_SHARE = 0.35  # blobs whose edges are under this share as steep as the sharpest are shadows
-
-
 NEAR_PEAK_SHARE = 0.4  # ink fainter than this share of the strongest ink nearby is not a stroke
-
-
 FEW_INK_PIXELS = 40  # sparse ink (a tiny digit, specks) peaks where this many of its pixels reach
-
-
 SMALL_INK_SIDE = 40  # working px (twice MNIST's box): a digit no bigger has strokes too thin to read
-
-
 ZOOM_MARGIN = 1.0  # a re-read crop adds this many times the ink's longer side of paper on each side
-
-
 MIN_DIGIT_PX = 10  # input px: ink smaller than this is a speck at any resolution
-
-
 EMPTY_MESSAGE = "I can't see a digit; try a closer photo with the digit in the middle."
 
 
@@ -76,6 +61,7 @@ class FoundInk:
     drawing: bool
     sparse: bool = False  # under 0.1% of the image is ink: only a digit-like shape counts
     origin: tuple[int, int] = (0, 0)  # input pixel of the labels' top-left corner (a re-read crop's)
+    crop: bool = False  # the input is so small it was upscaled to be read: a crop or a scan of one digit
 
 
 def ink_peak(ink: np.ndarray) -> tuple[float, bool]:
@@ -133,13 +119,25 @@ def near_sharp_edges(mask: np.ndarray, ink: np.ndarray) -> np.ndarray:
 def enclosed(far: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """Return the parts of `far` (0/1) walled in by the rest of `mask`: the inside of a blot, not a shadow.
 
-    A shadow reaches the paper through its own soft edge; the inside of a blot or a thick
-    junction is ringed by the sharp-edged ink around it.
+    A shadow reaches the paper through its own soft edge, along much of its outline; the inside
+    of a bold stroke or a thick junction is ringed by the sharp-edged ink around it, a ring that
+    a soft patch of the stroke's edge may break in a few places. So each region far from sharp
+    edges is judged by the share of its outline that opens onto paper, at any size.
     """
-    count, labels = cv2.connectedComponents(1 - (mask & (1 - far)), connectivity=4)
-    touches_paper = np.zeros(count, np.uint8)
-    touches_paper[labels[mask == 0]] = 1
-    return far & (1 - touches_paper[labels])
+    count, regions = cv2.connectedComponents(far, connectivity=4)
+    if count <= 1:
+        return far
+    if count > np.iinfo(np.uint16).max:  # cv2.dilate takes 16-bit labels at most: judge the first 65,534
+        regions = np.where(regions < np.iinfo(np.uint16).max, regions, 0)
+    # Every pixel beside a region, labelled with that region (the largest label where two meet).
+    beside = cv2.dilate(regions.astype(np.uint16), cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3)))
+    outline = (beside > 0) & (far == 0)
+    size = int(beside.max()) + 1
+    rim = np.bincount(beside[outline], minlength=size)
+    open_to_paper = np.bincount(beside[outline & (mask == 0)], minlength=size)
+    walled = open_to_paper <= ENCLOSED_OPEN_SHARE * np.maximum(rim, 1)
+    walled[0] = False
+    return (far & walled[np.minimum(regions, size - 1)]).astype(np.uint8)
 
 
 def remove_rule_lines(mask: np.ndarray) -> np.ndarray:
@@ -347,4 +345,4 @@ def label_ink(
     found = drop_faint(labels, found, ink.ink)
     if not found:
         raise EmptyImageError(EMPTY_MESSAGE)
-    return FoundInk(labels, found, scale, ink.drawing, sparse or sparse_peak, origin)
+    return FoundInk(labels, found, scale, ink.drawing, sparse or sparse_peak, origin, crop=ink.scale > 1)

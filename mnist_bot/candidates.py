@@ -41,7 +41,7 @@ def digit_parts(ink: FoundInk) -> list[Component]:
     """Pick the blobs of the single digit among found ink."""
     if ink.drawing:  # on a canvas nothing but the user's strokes exists: a far stroke is still the digit's
         return ink.blobs
-    if ink.scale > 1:  # upscaled, so under MIN_WORK_SIDE px: a crop or a scan
+    if ink.crop:
         return crop_pieces(ink.blobs)
     return select_digit(ink.blobs, ink.labels.shape)
 

@@ -18,35 +18,15 @@ from mnist_bot.decode import WORK_SIDE, to_grey
 
 # Called with each stage's name, its picture (uint8, working resolution) and the numbers it chose.
 Trace = Callable[[str, np.ndarray, dict[str, Any]], None]
-
-
 MIN_WORK_SIDE = 200  # tiny inputs are upscaled so morphology has room
-
-
 UNSHADED_POLARITY_SIDE = 200  # images at least this big (photos) get shading removed for polarity
-
-
 CLEAR_TILT = 2  # the histogram decides polarity when one tail is this many times longer...
-
-
 PHOTO_TILT = 4  # ...or this many times on a photo, where a wide shadow can fake a tilt
-
-
 SHARPER_POLARITY = 1.5  # a photo's light-ink verdict yields when dark ink has edges this much steeper
-
-
 SHADOW_SHARPNESS = 0.08  # edge slope over contrast: blurred pens stay above 0.15, shadows near 0.02
-
-
 BACKGROUND_SHARE = 5  # the background kernel is this fraction of the image's shorter side
-
-
 PEN_TO_BACKGROUND = 4  # and at least this many pen widths
-
-
 MIN_CONTRAST = 28  # grey levels between ink and paper below which there is no digit
-
-
 EXTREME_PIXELS = 4  # a digit shrunk to a few working pixels still has this many at its darkest
 
 

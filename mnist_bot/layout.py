@@ -14,7 +14,7 @@ import numpy as np
 
 from mnist_bot import segment
 from mnist_bot.blobs import EMPTY_MESSAGE, Box, Component, FoundInk, components, find_decoded_ink, label_ink
-from mnist_bot.candidates import touches_border, union_box
+from mnist_bot.candidates import digit_parts, touches_border, union_box
 from mnist_bot.decode import ImageInput, load_image_scaled
 from mnist_bot.errors import EmptyImageError
 from mnist_bot.ink import ink_image
@@ -22,10 +22,13 @@ from mnist_bot.preprocess import PreparedDigit, prepare_found_digit
 
 MAX_WHOLE_GROUPS = 3  # a line of up to this many groups may be one digit in pieces
 WHOLE_ASPECT = 1.2  # ... if together no wider than this share of their height
+MAX_WHOLE_PIECES = 8  # more characters than this are never the pieces of one digit
+WHOLE_COVER = 0.8  # a page's ink may be one digit if the one-digit path takes in this share of it
 MIN_TURN_CHARACTERS = 3  # a page of this many characters may lie sideways; fewer are read as they stand
 MIN_DIGIT_PX = 36  # working px: a page's digits shorter than this are re-read at a finer resolution...
 TARGET_DIGIT_PX = 40  # ... one that makes them this tall
 BACKGROUND_DIGITS = 4  # the paper's brightness is estimated over this many digit heights
+MAX_UPSCALE = 2.0  # a small image's small digits are read at up to this many working px per input px
 MAX_WORK_PIXELS = 16_000_000  # the finest working resolution, for memory (a 35 MP form fits at about 0.7x)
 FRAMED_SHARE = 0.3  # a blob enclosing one at least this share as tall is a printed box, not a digit
 FRAME_LINE = 1.0  # ... and a box's sides are erased from this many digit sizes long
@@ -38,6 +41,7 @@ MAIN_SHARE = 0.4  # blobs at least this share as tall as the page's tall ones ar
 LINE_OVERLAP = 0.4  # neighbours on a line share at least this share of the shorter one's rows...
 LINE_REACH = 2.5  # ... and lie at most this many digit heights apart
 STACK_GAP = 0.2  # pieces of one digit stacked with a gap under this share of the taller are one character
+STACK_SPAN = 1.5  # ... and together no taller than this many digit heights
 ROW_DRIFT = 0.5  # pieces of one row (grid columns far apart) lie within this many digit heights of its line
 PIECE_DRIFT = 0.75  # a small piece (a 5's hat, a dot of a broken stroke) lies this close to its line
 TALLEST_SHARE = 2.5  # ink this many times taller than the digits is a paper edge or a rule, not a character
@@ -57,6 +61,7 @@ class PageLayout:
 
     lines: list[segment.NumberLayout]
     rotation: int = 0
+    whole: PreparedDigit | None = None  # all of the ink as one digit, when the lines may be one digit
 
 
 def prepare_number(image: ImageInput) -> segment.NumberLayout:
@@ -82,20 +87,44 @@ def turned_layouts(ink: FoundInk) -> list[PageLayout]:
     return [turned_layout(ink, quarter) for quarter in (1, 2, 3)]
 
 
-def ink_layout(ink: FoundInk) -> list[segment.NumberLayout]:
-    """Lay out found ink as lines of digits; one row is one digit or one number, as read() read them."""
+def ink_layout(ink: FoundInk) -> PageLayout:
+    """Lay out found ink as lines of digits; one row is one digit or one number, as read() read them.
+
+    A few characters may also be the pieces of one digit (a thin pen broken in places, a digit
+    broken across its middle): then the one digit is offered too, and the classifier chooses.
+    """
     rows = page_rows(ink)
-    if not is_page(rows):
-        return [single_line(ink)]
-    return [layout for layout in (row_layout(ink, row) for row in rows) if layout is not None]
+    if not is_page(rows) and not is_stacked_pair(rows):
+        return PageLayout([single_line(ink)])
+    lines = [layout for layout in (row_layout(ink, row) for row in rows) if layout is not None]
+    return PageLayout(lines, whole=whole_digit(ink, rows))
+
+
+def whole_digit(ink: FoundInk, rows: list[list[Component]]) -> PreparedDigit | None:
+    """Return the one digit the single-digit path picks, when it takes in nearly all of the rows' ink."""
+    characters = [c for row in rows for c in row]
+    if len(characters) > MAX_WHOLE_PIECES:
+        return None
+    parts = {c.label for c in digit_parts(ink)}
+    covered = sum(c.area for c in characters if c.label in parts)
+    if covered < WHOLE_COVER * sum(c.area for c in characters):
+        return None  # digits apart from one another: the page's lines, not one digit
+    try:
+        return prepare_found_digit(ink)
+    except EmptyImageError:
+        return None
 
 
 def turned_layout(ink: FoundInk, quarter: int) -> PageLayout:
     """Lay out the ink turned `quarter` quarter-turns counter-clockwise, boxes mapped back to the input."""
     turned = turned_ink(ink, quarter)
     shape = (round(turned.labels.shape[0] / ink.scale), round(turned.labels.shape[1] / ink.scale))
-    lines = [unturned_line(line, shape, quarter) for line in ink_layout(turned)] if turned.blobs else []
-    return PageLayout(lines, rotation=90 * quarter)
+    if not turned.blobs:
+        return PageLayout([], rotation=90 * quarter)
+    page = ink_layout(turned)
+    whole = None if page.whole is None else unturned_digit(page.whole, shape, quarter)
+    lines = [unturned_line(line, shape, quarter) for line in page.lines]
+    return PageLayout(lines, rotation=90 * quarter, whole=whole)
 
 
 def turned_ink(ink: FoundInk, quarter: int) -> FoundInk:
@@ -117,13 +146,18 @@ def unturned_line(line: segment.NumberLayout, shape: tuple[int, int], quarter: i
     """Map a turned line's boxes (in the turned input's pixels, of `shape`) back to the input's."""
 
     def back(digit: PreparedDigit) -> PreparedDigit:
-        return replace(digit, box=unturned_box(digit.box, shape, quarter))
+        return unturned_digit(digit, shape, quarter)
 
     whole = None if line.whole is None else back(line.whole)
     splits = {i: [tuple(back(d) for d in way) for way in ways] for i, ways in line.splits.items()}
     return segment.NumberLayout(
         [back(d) for d in line.digits], {i: back(d) for i, d in line.joins.items()}, whole, splits
     )
+
+
+def unturned_digit(digit: PreparedDigit, shape: tuple[int, int], quarter: int) -> PreparedDigit:
+    """Map a turned digit's box back to the input's pixels."""
+    return replace(digit, box=unturned_box(digit.box, shape, quarter))
 
 
 def unturned_box(box: Box, shape: tuple[int, int], quarter: int) -> Box:
@@ -143,6 +177,11 @@ def is_page(rows: list[list[Component]]) -> bool:
     """
     counts = [len(row) for row in rows]
     return len(counts) >= 3 or (len(counts) == 2 and max(counts) >= 2)
+
+
+def is_stacked_pair(rows: list[list[Component]]) -> bool:
+    """Tell whether rows are two single characters one above the other: two digits, or one in two pieces."""
+    return [len(row) for row in rows] == [1, 1]
 
 
 def single_line(ink: FoundInk) -> segment.NumberLayout:
@@ -189,9 +228,12 @@ def page_ink(image: ImageInput) -> FoundInk:
 def finer_ink(image: ImageInput, array: np.ndarray, decode_scale: float, scale: float) -> FoundInk:
     """Find the ink again at `scale` working px per input px, decoding the input in full if it was drafted."""
     full = array if decode_scale == 1 else load_image_scaled(image, draft=False)[0]
-    side = round(max(full.shape[:2]) * scale)
+    upscale = max(1.0, scale)
+    if upscale > 1:  # small digits of a small image: their hairline strokes need more than a pixel
+        full = cv2.resize(full, None, fx=upscale, fy=upscale, interpolation=cv2.INTER_CUBIC)
+    side = round(max(full.shape[:2]) * scale / upscale)
     finer = ink_image(full, work_side=side, background_side=BACKGROUND_DIGITS * TARGET_DIGIT_PX)
-    return label_ink(finer, finer.scale)
+    return label_ink(finer, finer.scale * upscale)
 
 
 def without_printed_lines(ink: FoundInk) -> FoundInk:
@@ -268,7 +310,7 @@ def finer_scale(found: FoundInk, input_shape: tuple[float, float]) -> float | No
     height = digit_height(found.blobs)
     if height >= MIN_DIGIT_PX:
         return None
-    finest = min(1.0, float(np.sqrt(MAX_WORK_PIXELS / (input_shape[0] * input_shape[1]))))
+    finest = min(MAX_UPSCALE, float(np.sqrt(MAX_WORK_PIXELS / (input_shape[0] * input_shape[1]))))
     scale = min(finest, found.scale * TARGET_DIGIT_PX / height)
     return scale if scale > 1.2 * found.scale else None
 
@@ -317,7 +359,7 @@ def page_rows(ink: FoundInk) -> list[list[Component]]:
     rows = merge_row_fragments(linked_lines(characters, height), height)
     rows = [row for row in rows if max(c.h for c in row) >= MIN_LINE_SHARE * height]
     rows.sort(key=lambda row: row_centre(row, middle_x(ink.blobs)))
-    if not is_page(rows):
+    if not is_page(rows) and not is_stacked_pair(rows):
         return rows
     chosen = set(characters)
     shape = ink.labels.shape
@@ -339,7 +381,8 @@ def linked_lines(characters: list[Component], height: float) -> list[list[Compon
     """Join characters into line fragments: side by side on one line, or stacked pieces of one digit.
 
     Neighbours on a line share rows and lie a few digits apart. Pieces of one broken digit (a 6's
-    stem over its loop) share columns with almost no gap, while lines of a page lie further apart.
+    stem over its loop) share columns with almost no gap and together stand about a digit tall,
+    while lines of a page lie further apart.
     """
     top, left = (np.array([c.y for c in characters]), np.array([c.x for c in characters]))
     bottom = top + np.array([c.h for c in characters])
@@ -350,8 +393,11 @@ def linked_lines(characters: list[Component], height: float) -> list[list[Compon
     side_by_side = (shared_rows >= LINE_OVERLAP * np.minimum.outer(heights, heights)) & (
         column_gap <= LINE_REACH * height
     )
-    stacked = (shared_columns >= 0.5 * np.minimum.outer(widths, widths)) & (
-        row_gap <= STACK_GAP * np.maximum.outer(heights, heights)
+    span = np.maximum.outer(bottom, bottom) - np.minimum.outer(top, top)
+    stacked = (
+        (shared_columns >= 0.5 * np.minimum.outer(widths, widths))
+        & (row_gap <= STACK_GAP * np.maximum.outer(heights, heights))
+        & (span <= STACK_SPAN * height)  # pieces of one digit are together about a digit tall
     )
     return [[characters[i] for i in members] for members in connected(side_by_side | stacked)]
 

@@ -24,6 +24,7 @@ from mnist_bot.runtime import Runtime, load_runtime
 MIN_CONFIDENCE = 0.60
 MIN_MARGIN = 0.40
 WHOLE_MARGIN = 0.2  # a line's ink read as one digit wins when this much surer than its weakest part
+PAGE_WHOLE_MARGIN = 0.05  # a page's ink read as one digit wins when this much likelier than all its lines
 # A group cut into pieces wins when their joint log-probability beats the whole's by more than this
 # (nats). Chosen on generated data (benchmarks/split_margin.py): a larger margin loses touching
 # digits, a negative one (ties go to the cut) splits plain numbers' digits and single ones.
@@ -281,6 +282,16 @@ def reads_better_whole(digits: list[Prediction], whole: Prediction) -> bool:
     return len(digits) > 1 and not whole.unsure and whole.confidence > weakest + WHOLE_MARGIN
 
 
+def page_reads_better_whole(lines: list[NumberReading], whole: Prediction) -> bool:
+    """Tell whether a page's few lines read better as one digit: likelier than every line read right.
+
+    The pieces of one digit broken by a thin pen each read as some digit, a few of them surely;
+    together they are likely only if every one is, while their whole reads as one clear digit.
+    """
+    joint = float(np.prod([p.confidence for line in lines for p in line.digits]))
+    return not lines or whole.confidence > joint + PAGE_WHOLE_MARGIN
+
+
 def _join_wins(left: Prediction, right: Prediction, join: Prediction) -> bool:
     """Tell whether a join reads better than the two pieces it is made of."""
     weaker = min(left.confidence, right.confidence)
@@ -329,7 +340,7 @@ class Recognizer:
         if ready is not None:  # one MNIST digit: read as predict() reads it
             return self._read_lines([segment.NumberLayout([ready], {})])
         ink = layout.page_ink(image)
-        upright, score = self._read_page_layout(layout.PageLayout(layout.ink_layout(ink)))
+        upright, score = self._read_page_layout(layout.ink_layout(ink))
         if not layout.may_lie_turned(ink) or score >= SURELY_UPRIGHT:
             return self._or_no_digit(upright)
         turned = [page for page in layout.turned_layouts(ink) if layout.prepared_digits(page)]
@@ -343,7 +354,7 @@ class Recognizer:
         lying sideways, its digits wide, would read well upright when they are cut into pieces.
         """
         try:
-            reading, uncut = self._read_lines_and_uncut(page.lines, page.rotation)
+            reading, uncut = self._read_lines_and_uncut(page.lines, page.rotation, page.whole)
         except EmptyImageError:
             return None, -np.inf
         return reading, mean_log_confidence([p.confidence for p in uncut or reading.digits])
@@ -372,26 +383,49 @@ class Recognizer:
         """Read one line of digits."""
         return self._read_lines([number]).lines[0]
 
-    def _read_lines(self, lines: list[segment.NumberLayout], rotation: int = 0) -> PageReading:
-        """Classify every line's digits and other readings in one runtime call, then settle each line."""
-        return self._read_lines_and_uncut(lines, rotation)[0]
+    def _read_lines(
+        self, lines: list[segment.NumberLayout], rotation: int = 0, whole: PreparedDigit | None = None
+    ) -> PageReading:
+        """Classify every line's digits and other readings in one runtime call, then settle each line.
+
+        `whole` is all of the ink as one digit: it replaces the lines when it reads clearly better.
+        """
+        return self._read_lines_and_uncut(lines, rotation, whole)[0]
 
     def _read_lines_and_uncut(
-        self, lines: list[segment.NumberLayout], rotation: int = 0
+        self, lines: list[segment.NumberLayout], rotation: int = 0, whole: PreparedDigit | None = None
     ) -> tuple[PageReading, list[Prediction]]:
         """Read lines as `_read_lines` does; also return their digits as read with no group cut."""
-        batch = [d for line in lines for d in alternatives(line)]
+        batch = [d for line in lines for d in alternatives(line)] + ([whole] if whole is not None else [])
         predictions = iter(self._classify(batch))
-        read, uncut = [], []
-        for line in lines:
-            readings = line_readings(line, predictions)
-            digits = settle(readings, keep=lambda p: not self.is_no_digit(p))
-            uncut += settle(replace(readings, ways={}), keep=lambda p: not self.is_no_digit(p))
-            if digits:
-                read.append(NumberReading(text="".join(str(p.digit) for p in digits), digits=digits))
+        settled = [self._settle_line(line, predictions) for line in lines]
+        read = [reading for reading, _ in settled if reading is not None]
+        uncut = [p for _, digits in settled for p in digits]
+        if whole is not None:
+            one = next(predictions)
+            if page_reads_better_whole(read, one):
+                read = [] if self.is_no_digit(one) else [NumberReading(text=str(one.digit), digits=[one])]
+                uncut = [one]
         if not read:
             raise EmptyImageError(NOT_A_DIGIT)
         return PageReading(read, rotation), uncut
+
+    def _settle_line(
+        self, line: segment.NumberLayout, predictions: Iterator[Prediction]
+    ) -> tuple[NumberReading | None, list[Prediction]]:
+        """Settle one line from its predictions, in `alternatives` order (None when nothing is left).
+
+        Also return its digits as read with no group cut, which rate the page's way up.
+        """
+        readings = line_readings(line, predictions)
+        digits = settle(readings, keep=self._is_digit)
+        uncut = settle(replace(readings, ways={}), keep=self._is_digit)
+        reading = NumberReading(text="".join(str(p.digit) for p in digits), digits=digits) if digits else None
+        return reading, uncut
+
+    def _is_digit(self, prediction: Prediction) -> bool:
+        """Tell whether a reading may stand as a digit: the reject model (if any) does not turn it away."""
+        return not self.is_no_digit(prediction)
 
     def classify28(self, batch: np.ndarray) -> np.ndarray:
         """Return (N, 10) probabilities for already-prepared (N, 28, 28) float32 inputs."""

@@ -114,6 +114,29 @@ def test_one_digit_and_one_number_are_one_line(recognizer: Recognizer, mnist: Mn
     assert number.text == "2048" and len(number.lines) == 1 and number.rotation == 0
 
 
+def test_two_digits_one_above_the_other_are_two_lines(recognizer: Recognizer, mnist: Mnist) -> None:
+    """A 5 over a 6 is two lines, not one tall digit: together they stand two digits tall."""
+    assert read(recognizer, page_of(["5", "6"], clear_digits(mnist))).text == "5\n6"
+
+
+def test_a_thin_digit_broken_in_pieces_reads_as_one_digit(recognizer: Recognizer, mnist: Mnist) -> None:
+    """A thin pen's digit broken into pieces is one digit, not a page of its pieces."""
+    page = page_of(["5"], clear_digits(mnist))
+
+    for y in (80 + DIGIT_PX // 3, 80 + 2 * DIGIT_PX // 3):
+        page[y - 2 : y + 2] = 235  # two cuts across the digit: three stacked pieces
+    reading = read(recognizer, page)
+    assert reading.text == "5" and len(reading.lines) == 1
+
+
+def test_small_digits_of_a_small_page_read_at_a_finer_scale(recognizer: Recognizer, mnist: Mnist) -> None:
+    """A small scan whose digits are about 21 px tall is read at a finer scale, where thin strokes hold."""
+    rows = ["3141", "5926", "5358"]
+    page = page_of(rows, clear_digits(mnist))
+    small = cv2.resize(page, None, fx=0.35, fy=0.35, interpolation=cv2.INTER_AREA)
+    assert read(recognizer, small).text == "\n".join(rows)
+
+
 def test_dashes_between_digit_groups_are_not_digits(recognizer: Recognizer, mnist: Mnist) -> None:
     """A phone number's dashes are separators, not 1s or 7s, and split no digit."""
     page = page_of(["555 0123", "867 5309"], clear_digits(mnist))

@@ -166,6 +166,18 @@ def test_near_sharp_edges_keeps_the_inside_of_a_blot() -> None:
     assert blobs.near_sharp_edges(mask, ink)[mask > 0].mean() > 0.99
 
 
+def test_near_sharp_edges_keeps_a_bold_stroke_whose_edge_is_soft_in_places() -> None:
+    """A marker stroke whose edge blurs here and there keeps its body: the ring around it is mostly sharp."""
+    ink = np.full((500, 500), 10, np.float32)
+    ink[40:460, 220:280] = 200  # a bold "1", 60 px wide
+    soft = cv2.GaussianBlur(ink, (0, 0), 6)
+    for y in (120, 250, 380):  # three stretches of its edge out of focus, left and right
+        ink[y : y + 30, 200:300] = soft[y : y + 30, 200:300]
+    ink = ink.astype(np.uint8)
+    mask = (ink > 80).astype(np.uint8)
+    assert blobs.near_sharp_edges(mask, ink)[60:440, 235:265].mean() > 0.95
+
+
 @pytest.mark.parametrize("share", [0.02, 0.6])  # sparse ink gets 16-bit labels, a dense mask 32-bit
 def test_blobs_with_stats_match_opencvs_default_labelling(share: float) -> None:
     mask = (np.random.default_rng(0).random((400, 400)) < share).astype(np.uint8)
