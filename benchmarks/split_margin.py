@@ -39,11 +39,11 @@ LOWEST_GATE = min(GATES)
 
 @dataclass(frozen=True)
 class Read:
-    """One input's truth and its lines' readings, with each group's width over its line's height."""
+    """One input's truth and its lines' readings."""
 
     kind: str
     truth: str
-    lines: list[tuple[LineReadings, list[float]]]
+    lines: list[LineReadings]
 
 
 def make_inputs(kind: str, n: int, rng: np.random.Generator) -> list[tuple[object, str]]:
@@ -63,16 +63,17 @@ def make_inputs(kind: str, n: int, rng: np.random.Generator) -> list[tuple[objec
     return out
 
 
-def read_lines(rec: Recognizer, image: object) -> list[tuple[LineReadings, list[float]]]:
+def read_lines(rec: Recognizer, image: object) -> list[LineReadings]:
     """Lay out an image as read() does upright and classify every alternative of every line once."""
     lines = layout.ink_layout(layout.page_ink(image)).lines  # type: ignore[arg-type]
     predictions = iter(rec._classify([d for line in lines for d in alternatives(line)]))
-    out = []
-    for line in lines:
-        readings = line_readings(line, predictions)
-        height = float(np.median([p.box.h for p in readings.singles if p.box is not None]))
-        out.append((readings, [p.box.w / height if p.box is not None else 0.0 for p in readings.singles]))
-    return out
+    return [line_readings(line, predictions) for line in lines]
+
+
+def widths(readings: LineReadings) -> list[float]:
+    """Return each group's width over the larger of its line's height and its own (split's gate)."""
+    height = float(np.median([p.box.h for p in readings.singles if p.box is not None]))
+    return [p.box.w / max(height, p.box.h) if p.box is not None else 0.0 for p in readings.singles]
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,8 @@ class Choice:
 def text_for(read: Read, choice: Choice) -> str:
     """Settle an input's lines as read() would with this choice."""
     texts = []
-    for readings, aspects in read.lines:
+    for readings in read.lines:
+        aspects = widths(readings)
         ways = {i: w for i, w in readings.ways.items() if aspects[i] >= choice.gate}
         chosen = settle(replace(readings, ways=ways), margin=choice.margin)
         texts.append("".join(str(p.digit) for p in chosen))

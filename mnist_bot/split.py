@@ -19,7 +19,7 @@ from mnist_bot.render import render28
 
 # Of MNIST test digits, 95% are narrower than 1.11 and 99% than 1.43 times their height, while two
 # touching digits are about 1.1 (a 1 and a 7) to 1.9 (two wide ones) line heights wide.
-SPLIT_ASPECT = 1.0  # a group at least this many line heights wide may be two digits touching
+SPLIT_ASPECT = 1.0  # a group this many line heights wide (and its own heights) may be two digits touching
 SPLIT3_ASPECT = 1.6  # ... and this wide, three
 CUT_REACH = 0.1  # a cut lies within this share of the group's width of where it is looked for
 CUT_SHIFTS = (-0.15, 0.0, 0.15)  # 2-way cuts are looked for at the middle and this share of the width off it
@@ -41,7 +41,8 @@ def split_candidates(
     `height` is the line's digit height in working px, as are the labels' and the group's boxes.
     """
     box = union_box(group)
-    aspect = box.w / max(height, 1.0)
+    # Wider than the line's digits and than itself is tall: a big digit (a long-tailed 4) is no pair.
+    aspect = box.w / max(height, box.h, 1.0)
     if aspect < SPLIT_ASPECT:
         return []
     mask = crop_parts(labels, group, box)
