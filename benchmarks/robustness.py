@@ -59,14 +59,14 @@ SEED_ORDER = (
     "number",
     "blank",
 )
-SEED_ORDER += ("real_photo", "real_drawn", "real_page", *FAILURE_KINDS, "letters", "scribble")
+SEED_ORDER += ("real_photo", "real_drawn", "real_page", *FAILURE_KINDS, "letters", "scribble", "touching")
 REAL_KINDS = ("real_photo", "real_drawn", "real_page")  # files in real-dev, by its `kind` column
 REAL_DEV_KIND = {"real_photo": "photo", "real_drawn": "drawn", "real_page": "page"}
 # Real rows first: they are the figure that counts.
 KINDS = ("real_photo", "real_drawn", "real_page", "unipen", "mnist", "mnist_pipeline", "photo", "canvas")
-KINDS += (*FAILURE_KINDS, "semeion", "optdigits", "number", "blank", "letters", "scribble")
+KINDS += (*FAILURE_KINDS, "semeion", "optdigits", "number", "touching", "blank", "letters", "scribble")
 NOT_DIGIT_KINDS = {"blank", "letters", "scribble"}  # right = "no digit here"
-SEQUENCE_KINDS = {"number", "real_page"}  # scored as a whole reading and digit by digit
+SEQUENCE_KINDS = {"number", "touching", "real_page"}  # scored as a whole reading and digit by digit
 NO_DIGIT = ""  # the true answer for blank paper: "no digit here" (an EmptyImageError), not a guess
 TARGETS = {"real_photo": 0.995, "real_drawn": 0.995, "unipen": 0.99, "photo": 0.99, "canvas": 0.99}
 TARGETS |= {"number": 0.95}
@@ -82,6 +82,7 @@ DESCRIPTIONS = {
     "semeion": "Semeion 16x16 scans, upscaled grey",
     "optdigits": "optdigits 32x32 scans, upscaled grey",
     "number": "photos of 2-10 digit numbers (whole number right)",
+    "touching": "photos of 2-10 digit numbers whose neighbours touch or cross by up to 2 pen widths",
     "blank": "photos of blank paper (right = no digit found)",
     "letters": "real UNIPEN letters and symbols of held-out writers, canvas or photo (right = no digit)",
     "scribble": "random scribbles on a 280x280 canvas (right = no digit)",
@@ -91,6 +92,7 @@ DESCRIPTIONS = {
 }
 
 Image_ = bytes | np.ndarray
+NumberPhoto = Callable[[Sequence[np.ndarray], np.random.Generator], bytes]
 
 
 class Sample(NamedTuple):
@@ -277,8 +279,10 @@ def held_out(unipen: list[syn.UnipenSample]) -> list[syn.UnipenSample]:
 def samples(kind: str, sources: Sources, n: int, rng: np.random.Generator) -> Iterator[Sample]:
     """Yield `n` inputs of one kind (fewer where the source is smaller), built lazily."""
     x, y = sources.mnist_x, sources.mnist_y
-    if kind == "number":
-        yield from _numbers(x, y, n, rng)
+    if kind in {"number", "touching"}:
+        yield from _numbers(
+            x, y, n, rng, syn.photo_of_number if kind == "number" else syn.photo_of_touching_number
+        )
         return
     if kind in REAL_KINDS:
         yield from _real_dev(sources.real_dev.get(kind, []), n, rng)
@@ -328,11 +332,13 @@ def _letters(letters: list[reject.Letter], n: int, rng: np.random.Generator) -> 
         yield Sample(image, NO_DIGIT)
 
 
-def _numbers(x: np.ndarray, y: np.ndarray, n: int, rng: np.random.Generator) -> Iterator[Sample]:
-    """Yield photos of numbers of 2-10 MNIST test digits."""
+def _numbers(
+    x: np.ndarray, y: np.ndarray, n: int, rng: np.random.Generator, photo: NumberPhoto
+) -> Iterator[Sample]:
+    """Yield photos (drawn by `photo`) of numbers of 2-10 MNIST test digits."""
     for _ in range(n):
         chosen = rng.choice(len(x), int(rng.integers(2, 11)), replace=False)
-        yield Sample(syn.photo_of_number([x[i] for i in chosen], rng), "".join(str(y[i]) for i in chosen))
+        yield Sample(photo([x[i] for i in chosen], rng), "".join(str(y[i]) for i in chosen))
 
 
 def _real(kind: str, sources: Sources, n: int, rng: np.random.Generator) -> Iterator[Sample]:

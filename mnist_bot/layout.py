@@ -144,8 +144,9 @@ def unturned_line(line: segment.NumberLayout, shape: tuple[int, int], quarter: i
         return unturned_digit(digit, shape, quarter)
 
     whole = None if line.whole is None else back(line.whole)
+    splits = {i: [tuple(back(d) for d in way) for way in ways] for i, ways in line.splits.items()}
     return segment.NumberLayout(
-        [back(d) for d in line.digits], {i: back(d) for i, d in line.joins.items()}, whole
+        [back(d) for d in line.digits], {i: back(d) for i, d in line.joins.items()}, whole, splits
     )
 
 
@@ -184,7 +185,7 @@ def single_line(ink: FoundInk) -> segment.NumberLayout:
     if len(groups) <= MAX_WHOLE_GROUPS:  # one digit beside specks, not a number with a small broken piece
         groups = segment.without_specks(groups)
     if len(groups) < 2:
-        return segment.NumberLayout([prepare_found_digit(ink)])
+        return lone_digit(ink, groups)
     number = segment.layout(ink, groups)
     whole = union_box([c for group in groups for c in group])
     if len(groups) > MAX_WHOLE_GROUPS or whole.w > WHOLE_ASPECT * whole.h:  # too wide for one digit
@@ -195,6 +196,15 @@ def single_line(ink: FoundInk) -> segment.NumberLayout:
         return replace(number, whole=prepare_found_digit(ink))
     except EmptyImageError:
         return number
+
+
+def lone_digit(ink: FoundInk, groups: list[list[Component]]) -> segment.NumberLayout:
+    """Prepare the one digit of an image, and its cuts when its one group is as wide as touching digits."""
+    digit = prepare_found_digit(ink)
+    if not groups:
+        return segment.NumberLayout([digit])
+    # Alone, the group is its own line: its height is the line's.
+    return segment.NumberLayout([digit], splits=segment.group_splits(ink, groups, union_box(groups[0]).h))
 
 
 def page_ink(image: ImageInput) -> FoundInk:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,10 @@ MIN_CONFIDENCE = 0.60
 MIN_MARGIN = 0.40
 WHOLE_MARGIN = 0.2  # a line's ink read as one digit wins when this much surer than its weakest part
 PAGE_WHOLE_MARGIN = 0.05  # a page's ink read as one digit wins when this much likelier than all its lines
+# A group cut into pieces wins when their joint log-probability beats the whole's by more than this
+# (nats). Chosen on generated data (benchmarks/split_margin.py): a larger margin loses touching
+# digits, a negative one (ties go to the cut) splits plain numbers' digits and single ones.
+SPLIT_MARGIN = 0.0
 ORIENTATION_SAMPLE = 32  # digits read each way up to choose the page's way up
 # Digits read upside down or sideways are mostly guesses, but a few (0, 1, 8) read as well either
 # way: a turned page must read clearly better than upright, and a page read well upright is not turned.
@@ -175,11 +179,6 @@ class RejectRule:
         return p_digit < self.doubtful and is_unsure(np.asarray(prediction.probabilities), digit_like=True)
 
 
-def upright_score(page: PageReading) -> float:
-    """Rate how well a page reads the way it stands: its digits' mean log-confidence."""
-    return mean_log_confidence([p.confidence for p in page.digits])
-
-
 def mean_log_confidence(confidences: list[float]) -> float:
     """Return the mean log of confidences, each floored at 0.001 so one wild guess does not decide."""
     return float(np.mean(np.log(np.maximum(confidences, 1e-3))))
@@ -198,11 +197,21 @@ def settle_joins(singles: list[Prediction], joined: dict[int, Prediction]) -> li
     A thin pen under blur can break one digit in two; each piece alone reads as a weak guess,
     whereas two real digits side by side each read clearly.
     """
+    return settle_line(singles, joined, {})
+
+
+def settle_line(
+    singles: list[Prediction], joined: dict[int, Prediction], cuts: dict[int, tuple[Prediction, ...]]
+) -> list[Prediction]:
+    """Read a line: each group as cut (`cuts`, the winning ones), joined to its neighbour, or alone."""
     digits: list[Prediction] = []
     i = 0
     while i < len(singles):
         join = joined.get(i)
-        if join is not None and _join_wins(singles[i], singles[i + 1], join):
+        if i in cuts:
+            digits.extend(cuts[i])
+            i += 1
+        elif join is not None and i + 1 not in cuts and _join_wins(singles[i], singles[i + 1], join):
             digits.append(join)
             i += 2
         else:
@@ -211,9 +220,75 @@ def settle_joins(singles: list[Prediction], joined: dict[int, Prediction]) -> li
     return digits
 
 
+def winning_cuts(
+    singles: list[Prediction], ways: dict[int, list[tuple[Prediction, ...]]], margin: float = SPLIT_MARGIN
+) -> dict[int, tuple[Prediction, ...]]:
+    """Return, for each group read better cut into pieces (by `margin` nats), the pieces' readings."""
+    cuts = {i: best_cut(singles[i], options, margin) for i, options in ways.items()}
+    return {i: cut for i, cut in cuts.items() if cut is not None}
+
+
+def best_cut(
+    whole: Prediction, ways: list[tuple[Prediction, ...]], margin: float = SPLIT_MARGIN
+) -> tuple[Prediction, ...] | None:
+    """Return the likeliest cut of a group when it beats the group read whole by `margin` nats, else None.
+
+    A cut's likelihood is its pieces' joint probability (each piece right), so every extra piece
+    must read surely to pay for itself: a wide 0 cut in two reads as two weak guesses, while two
+    touching digits cut apart each read about as surely as any digit, and read whole as a guess.
+    """
+    scores = [sum(log_confidence(p) for p in way) for way in ways]
+    best = int(np.argmax(scores))
+    return ways[best] if scores[best] > log_confidence(whole) + margin else None
+
+
+def log_confidence(prediction: Prediction) -> float:
+    """Return the log of a reading's confidence, floored at 0.001 as mean_log_confidence does."""
+    return float(np.log(max(prediction.confidence, 1e-3)))
+
+
+@dataclass(frozen=True)
+class LineReadings:
+    """The model's readings of every alternative of one line (see `alternatives`)."""
+
+    singles: list[Prediction]
+    joined: dict[int, Prediction]
+    ways: dict[int, list[tuple[Prediction, ...]]]
+    whole: Prediction | None
+
+
+def line_readings(line: segment.NumberLayout, predictions: Iterator[Prediction]) -> LineReadings:
+    """Take one line's readings off the predictions of `alternatives`, in the same order."""
+    singles = [next(predictions) for _ in line.digits]
+    joined = {i: next(predictions) for i in line.joins}
+    ways = {i: [tuple(next(predictions) for _ in way) for way in w] for i, w in line.splits.items()}
+    whole = next(predictions) if line.whole is not None else None
+    return LineReadings(singles, joined, ways, whole)
+
+
+def settle(
+    read: LineReadings,
+    digits_of: Callable[[list[Prediction]], list[Prediction]] = lambda digits: digits,
+    is_digit: Callable[[Prediction], bool] = lambda p: True,
+    margin: float = SPLIT_MARGIN,
+) -> list[Prediction]:
+    """Choose a line's digits among its readings.
+
+    `digits_of` drops what is no digit from the settled line, `is_digit` judges the whole, `margin`
+    is a cut's.
+    """
+    cuts = winning_cuts(read.singles, read.ways, margin)
+    # Joins first: the pieces of a broken digit may each be no digit, while their join is one.
+    digits = digits_of(settle_line(read.singles, read.joined, cuts))
+    if read.whole is not None and digits and reads_better_whole(digits, read.whole) and is_digit(read.whole):
+        return [read.whole]
+    return digits
+
+
 def alternatives(line: segment.NumberLayout) -> list[PreparedDigit]:
-    """Return every reading of a line to classify: its digits, their joins, and the whole as one."""
-    return [*line.digits, *line.joins.values(), *([line.whole] if line.whole is not None else [])]
+    """Return every reading of a line to classify: its digits, joins, cuts, and the whole as one."""
+    pieces = [piece for ways in line.splits.values() for way in ways for piece in way]
+    return [*line.digits, *line.joins.values(), *pieces, *([line.whole] if line.whole is not None else [])]
 
 
 def reads_better_whole(digits: list[Prediction], whole: Prediction) -> bool:
@@ -283,21 +358,24 @@ class Recognizer:
         if ready is not None:  # one MNIST digit: read as predict() reads it
             return self._read_lines([segment.NumberLayout([ready], {})])
         ink = layout.page_ink(image)
-        upright = self._read_page_layout(layout.ink_layout(ink))
-        if not layout.may_lie_turned(ink) or (
-            upright is not None and upright_score(upright) >= SURELY_UPRIGHT
-        ):
+        upright, score = self._read_page_layout(layout.ink_layout(ink))
+        if not layout.may_lie_turned(ink) or score >= SURELY_UPRIGHT:
             return self._or_no_digit(upright)
         turned = [page for page in layout.turned_layouts(ink) if layout.prepared_digits(page)]
-        best = self._best_turn(turned, upright)
-        return self._or_no_digit(upright if best is None else self._read_page_layout(best))
+        best = self._best_turn(turned, score)
+        return self._or_no_digit(upright if best is None else self._read_page_layout(best)[0])
 
-    def _read_page_layout(self, page: layout.PageLayout) -> PageReading | None:
-        """Read a laid-out page; None when it holds no digit."""
+    def _read_page_layout(self, page: layout.PageLayout) -> tuple[PageReading | None, float]:
+        """Read a laid-out page (None when it holds no digit) and rate how well it reads this way up.
+
+        The rating leaves touching digits uncut: cuts are chosen for reading well, and a page
+        lying sideways, its digits wide, would read well upright when they are cut into pieces.
+        """
         try:
-            return self._read_lines(page.lines, page.rotation, page.whole)
+            reading, uncut = self._read_lines_and_uncut(page.lines, page.rotation, page.whole)
         except EmptyImageError:
-            return None
+            return None, -np.inf
+        return reading, mean_log_confidence([p.confidence for p in uncut or reading.digits])
 
     @staticmethod
     def _or_no_digit(reading: PageReading | None) -> PageReading:
@@ -306,14 +384,12 @@ class Recognizer:
             raise EmptyImageError(NOT_A_DIGIT)
         return reading
 
-    def _best_turn(
-        self, pages: list[layout.PageLayout], upright: PageReading | None
-    ) -> layout.PageLayout | None:
+    def _best_turn(self, pages: list[layout.PageLayout], upright: float) -> layout.PageLayout | None:
         """Return the turned layout that reads better than upright, from a sample of each; None if none."""
         samples = [sample_evenly(layout.prepared_digits(page), ORIENTATION_SAMPLE) for page in pages]
         predictions = iter(self._classify([d for sample in samples for d in sample]))
         scores = [mean_log_confidence([next(predictions).confidence for _ in sample]) for sample in samples]
-        floor = -np.inf if upright is None else upright_score(upright) + UPRIGHT_BONUS
+        floor = upright + UPRIGHT_BONUS  # `upright`: the upright page's rating (-inf when no digit)
         best = int(np.argmax(scores)) if scores else -1
         return pages[best] if scores and scores[best] > floor else None
 
@@ -332,35 +408,46 @@ class Recognizer:
 
         `whole` is all of the ink as one digit: it replaces the lines when it reads clearly better.
         """
+        return self._read_lines_and_uncut(lines, rotation, whole)[0]
+
+    def _read_lines_and_uncut(
+        self, lines: list[segment.NumberLayout], rotation: int = 0, whole: PreparedDigit | None = None
+    ) -> tuple[PageReading, list[Prediction]]:
+        """Read lines as `_read_lines` does; also return their digits as read with no group cut."""
         batch = [d for line in lines for d in alternatives(line)] + ([whole] if whole is not None else [])
         predictions = iter(self._classify(batch))
         on_page = len(lines) > 1
-        read = [r for r in (self._settle_line(line, predictions, on_page) for line in lines) if r]
+        settled = [self._settle_line(line, predictions, on_page) for line in lines]
+        read = [reading for reading, _ in settled if reading is not None]
+        uncut = [p for _, digits in settled for p in digits]
         if whole is not None:
             one = next(predictions)
             if page_reads_better_whole(read, one):
                 read = [] if self.is_no_digit(one, on_page=False) else [NumberReading(str(one.digit), [one])]
+                uncut = [one]
         if not read:
             raise EmptyImageError(NOT_A_DIGIT)
-        return PageReading(read, rotation)
+        return PageReading(read, rotation), uncut
 
     def _settle_line(
         self, line: segment.NumberLayout, predictions: Iterator[Prediction], on_page: bool
-    ) -> NumberReading | None:
-        """Settle one line from its predictions, in `alternatives` order; None when nothing is left."""
-        singles = [next(predictions) for _ in line.digits]
-        joined = {i: next(predictions) for i in line.joins}
-        whole = next(predictions) if line.whole is not None else None
-        # Joins first: the pieces of a broken digit may each be no digit, while their join is one.
-        digits = self._digits_of_line(settle_joins(singles, joined), on_page)
-        if (
-            whole is not None
-            and digits
-            and reads_better_whole(digits, whole)
-            and not self.is_no_digit(whole, on_page)
-        ):
-            digits = [whole]
-        return NumberReading(text="".join(str(p.digit) for p in digits), digits=digits) if digits else None
+    ) -> tuple[NumberReading | None, list[Prediction]]:
+        """Settle one line from its predictions, in `alternatives` order (None when nothing is left).
+
+        Also return its digits as read with no group cut, which rate the page's way up.
+        """
+        readings = line_readings(line, predictions)
+
+        def digits_of(settled: list[Prediction]) -> list[Prediction]:
+            return self._digits_of_line(settled, on_page)
+
+        def is_digit(prediction: Prediction) -> bool:
+            return not self.is_no_digit(prediction, on_page)
+
+        digits = settle(readings, digits_of, is_digit)
+        uncut = settle(replace(readings, ways={}), digits_of, is_digit)
+        reading = NumberReading(text="".join(str(p.digit) for p in digits), digits=digits) if digits else None
+        return reading, uncut
 
     def _digits_of_line(self, settled: list[Prediction], on_page: bool) -> list[Prediction]:
         """Drop a line's cut-outs that are no digit, and on a page a line mostly of them (words)."""

@@ -13,6 +13,7 @@ from mnist_bot.candidates import is_background_mark, union_box
 from mnist_bot.decode import ImageInput
 from mnist_bot.errors import EmptyImageError
 from mnist_bot.preprocess import PreparedDigit, prepare_parts
+from mnist_bot.split import split_candidates
 
 MAX_DIGITS = 12
 JOIN_GAP = 0.5  # neighbours closer than this share of a digit's height may be one broken digit
@@ -34,6 +35,8 @@ class NumberLayout:
     digits: list[PreparedDigit]
     joins: dict[int, PreparedDigit] = field(default_factory=dict)  # i: digits i and i + 1 as one
     whole: PreparedDigit | None = None  # all of the ink as one digit, when a few groups may be just one
+    # i: digit i cut into 2 or 3 pieces, each way one tuple, when it may be touching digits
+    splits: dict[int, list[tuple[PreparedDigit, ...]]] = field(default_factory=dict)
 
 
 def stroke_clusters(labels: np.ndarray, found: list[Component]) -> list[list[Component]]:
@@ -211,14 +214,23 @@ def could_be_one(left: list[Component], right: list[Component], height: float) -
 
 
 def layout(ink: FoundInk, groups: list[list[Component]]) -> NumberLayout:
-    """Prepare each group, and each pair of neighbours that could be one digit broken in two."""
+    """Prepare each group, each pair that could be one broken digit, each group that could be two."""
     height = float(np.median([_height(g) for g in groups]))
     joins = {
         i: prepare_parts(ink.labels, left + right, ink.scale, ink.origin)
         for i, (left, right) in enumerate(itertools.pairwise(groups))
         if could_be_one(left, right, height)
     }
-    return NumberLayout([prepare_parts(ink.labels, group, ink.scale, ink.origin) for group in groups], joins)
+    digits = [prepare_parts(ink.labels, group, ink.scale, ink.origin) for group in groups]
+    return NumberLayout(digits, joins, splits=group_splits(ink, groups, height))
+
+
+def group_splits(
+    ink: FoundInk, groups: list[list[Component]], height: float
+) -> dict[int, list[tuple[PreparedDigit, ...]]]:
+    """Return, for each group wide enough to be touching digits, its ways of being cut into pieces."""
+    cuts = {i: split_candidates(ink.labels, g, height, ink.scale, ink.origin) for i, g in enumerate(groups)}
+    return {i: ways for i, ways in cuts.items() if ways}
 
 
 def prepare_number(image: ImageInput) -> NumberLayout:

@@ -29,6 +29,8 @@ MIN_DIGIT_FRACTION = 0.08  # smallest digit height, as a fraction of the frame h
 FAITHFUL_TRIES = 6  # redraws allowed, per tip, for a digit whose render changed its shape
 THICK_STROKE = 1.7  # source half-width (px of a 20 px digit) above which a thin pen would lose curls
 LOST_INK = 4  # source ink pixels a faithful render may leave uncovered
+TOUCH_SHARE = 0.5  # in a touching number, each pair of neighbours touches this often (one pair always)
+TOUCH_OVERLAP = 2.0  # touching strokes meet or cross by up to this many pen widths
 
 
 # ---------------------------------------------------------------- digit shapes
@@ -168,6 +170,14 @@ def number_mask(
     digits28: Sequence[np.ndarray], frame: tuple[int, int], rng: np.random.Generator
 ) -> np.ndarray:
     """Lay digits side by side with uneven gaps and baselines, sized to fit `frame` (H, W)."""
+    masks, gaps, digit_height = _number_parts(digits28, frame, rng)
+    return _side_by_side(masks, [max(3, round(g * digit_height)) for g in gaps], digit_height, rng)
+
+
+def _number_parts(
+    digits28: Sequence[np.ndarray], frame: tuple[int, int], rng: np.random.Generator
+) -> tuple[list[np.ndarray], np.ndarray, float]:
+    """Draw a number's digits to fit `frame`: their masks, the gaps (shares of a digit height), the height."""
     if not digits28:
         raise ValueError("A number needs at least one digit.")
     sizes = rng.uniform(0.92, 1.08, len(digits28))
@@ -177,8 +187,7 @@ def number_mask(
     high = min(0.4 * frame[0], 0.88 * frame[1] / width_per_height)
     digit_height = rng.uniform(min(high, max(MIN_DIGIT_FRACTION * frame[0], 24)), high)
     heights = [max(8, round(digit_height * s)) for s in sizes]
-    masks = number_strokes(digits28, heights, rng, choose_pen(digit_height, rng))
-    return _side_by_side(masks, [max(3, round(g * digit_height)) for g in gaps], digit_height, rng)
+    return number_strokes(digits28, heights, rng, choose_pen(digit_height, rng)), gaps, digit_height
 
 
 def _side_by_side(
@@ -193,6 +202,76 @@ def _side_by_side(
         strip[offset : offset + mask.shape[0], x : x + mask.shape[1]] = mask
         x += mask.shape[1] + gap
     return strip
+
+
+def photo_of_touching_number(digits28: Sequence[np.ndarray], rng: np.random.Generator) -> bytes:
+    """Render digits left to right as a JPEG photo, some neighbours touching (at least one pair)."""
+    height, width = frame_shape(rng)
+    strip = touching_mask(digits28, (height, width), rng)
+    return photograph(place(rotate_mask(strip, rng.uniform(-6, 6)), (height, width), rng), rng)
+
+
+def touching_mask(
+    digits28: Sequence[np.ndarray], frame: tuple[int, int], rng: np.random.Generator
+) -> np.ndarray:
+    """Lay at least two digits side by side as `number_mask` does, but with neighbours that touch.
+
+    Each pair touches with probability TOUCH_SHARE, and one pair always does: its strokes meet
+    or cross by up to TOUCH_OVERLAP pen widths, as when one writes a number quickly.
+    """
+    if len(digits28) < 2:
+        raise ValueError("Touching digits need at least two digits.")
+    masks, gaps, digit_height = _number_parts(digits28, frame, rng)
+    touch = rng.random(len(gaps)) < TOUCH_SHARE
+    touch[rng.integers(len(gaps))] = True
+    pen = float(np.median([pen_width(m) for m in masks]))
+    steps = [
+        -rng.uniform(0, TOUCH_OVERLAP) * pen if touches else float(max(3, round(g * digit_height)))
+        for g, touches in zip(gaps, touch, strict=True)
+    ]
+    offsets = [round(v) for v in rng.uniform(0, 0.1 * digit_height, len(masks))]
+    return _touching_side_by_side(masks, steps, touch, offsets)
+
+
+def pen_width(mask: np.ndarray) -> float:
+    """Estimate the pen width (px) of a float32 stroke mask: four times the mean distance to paper."""
+    ink = (mask >= 0.5).astype(np.uint8)
+    inside = cv2.distanceTransform(ink, cv2.DIST_L2, 3)[ink > 0]
+    return 4.0 * float(inside.mean()) if inside.size else 1.0
+
+
+def _touching_side_by_side(
+    masks: list[np.ndarray], steps: list[float], touch: np.ndarray, offsets: list[int]
+) -> np.ndarray:
+    """Join masks left to right: a touching pair `-step` px into each other's strokes, others `step` apart."""
+    total_h = max(m.shape[0] + o for m, o in zip(masks, offsets, strict=True))
+    xs = [0]
+    right = _ink_edge(masks[0], offsets[0], total_h, last=True)  # rightmost ink column so far, per row
+    for i, mask in enumerate(masks[1:]):
+        left = _ink_edge(mask, offsets[i + 1], total_h, last=False)
+        shared = np.isfinite(left) & np.isfinite(right)
+        if touch[i] and shared.any():
+            # The first column where the new digit's ink would meet the row's ink, moved in by the overlap.
+            x = round(1 + steps[i] - float(np.min(left[shared] - right[shared])))
+        else:
+            x = round(xs[-1] + masks[i].shape[1] + abs(steps[i]))
+        xs.append(max(x, xs[-1] + 1))
+        right = np.fmax(right, xs[-1] + _ink_edge(mask, offsets[i + 1], total_h, last=True))
+    strip = np.zeros((total_h, max(x + m.shape[1] for x, m in zip(xs, masks, strict=True))), np.float32)
+    for mask, x, offset in zip(masks, xs, offsets, strict=True):
+        window = strip[offset : offset + mask.shape[0], x : x + mask.shape[1]]
+        np.maximum(window, mask, out=window)  # strokes that cross stay ink, not the later digit's paper
+    return strip
+
+
+def _ink_edge(mask: np.ndarray, offset: int, total_h: int, last: bool) -> np.ndarray:
+    """Return per strip row a mask's first (or `last`) ink column, `offset` rows down; NaN where none."""
+    ink = mask >= 0.5
+    edge = np.full(total_h, np.nan)
+    rows = np.flatnonzero(ink.any(axis=1))
+    columns = ink.shape[1] - 1 - np.argmax(ink[rows, ::-1], axis=1) if last else np.argmax(ink[rows], axis=1)
+    edge[rows + offset] = columns
+    return edge
 
 
 def stroke_mask(digit: np.ndarray, height: int, rng: np.random.Generator, pen: float | None) -> np.ndarray:
