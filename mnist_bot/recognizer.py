@@ -277,7 +277,9 @@ def settle(
     `digits_of` drops what is no digit from the settled line, `is_digit` judges the whole, `margin`
     is a cut's.
     """
-    cuts = winning_cuts(read.singles, read.ways, margin)
+    # Only what may be a digit is cut: a word's letters cut apart would pass for digits.
+    ways = {i: way for i, way in read.ways.items() if is_digit(read.singles[i])}
+    cuts = winning_cuts(read.singles, ways, margin)
     # Joins first: the pieces of a broken digit may each be no digit, while their join is one.
     digits = digits_of(settle_line(read.singles, read.joined, cuts))
     if read.whole is not None and digits and reads_better_whole(digits, read.whole) and is_digit(read.whole):
@@ -444,8 +446,10 @@ class Recognizer:
         def is_digit(prediction: Prediction) -> bool:
             return not self.is_no_digit(prediction, on_page)
 
-        digits = settle(readings, digits_of, is_digit)
         uncut = settle(replace(readings, ways={}), digits_of, is_digit)
+        if not uncut:  # a line of words, or of nothing but marks: cutting its letters makes no digits
+            return None, []
+        digits = settle(readings, digits_of, is_digit)
         reading = NumberReading(text="".join(str(p.digit) for p in digits), digits=digits) if digits else None
         return reading, uncut
 
