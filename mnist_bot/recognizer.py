@@ -29,6 +29,9 @@ PAGE_WHOLE_MARGIN = 0.05  # a page's ink read as one digit wins when this much l
 # (nats). Chosen on generated data (benchmarks/split_margin.py): a larger margin loses touching
 # digits, a negative one (ties go to the cut) splits plain numbers' digits and single ones.
 SPLIT_MARGIN = 0.0
+# A lone group is far more often one digit (a wide 9, a 1 with its flag) than two touching: its cut
+# must be twice as likely as the whole.
+LONE_SPLIT_MARGIN = math.log(2)
 ORIENTATION_SAMPLE = 32  # digits read each way up to choose the page's way up
 # Digits read upside down or sideways are mostly guesses, but a few (0, 1, 8) read as well either
 # way: a turned page must read clearly better than upright, and a page read well upright is not turned.
@@ -279,7 +282,9 @@ def settle(
     """
     # Only what may be a digit is cut: a word's letters cut apart would pass for digits.
     ways = {i: way for i, way in read.ways.items() if is_digit(read.singles[i])}
-    cuts = winning_cuts(read.singles, ways, margin)
+    cuts = winning_cuts(
+        read.singles, ways, max(margin, LONE_SPLIT_MARGIN) if len(read.singles) == 1 else margin
+    )
     # Joins first: the pieces of a broken digit may each be no digit, while their join is one.
     digits = digits_of(settle_line(read.singles, read.joined, cuts))
     if read.whole is not None and digits and reads_better_whole(digits, read.whole) and is_digit(read.whole):
@@ -436,7 +441,7 @@ class Recognizer:
     ) -> tuple[NumberReading | None, list[Prediction]]:
         """Settle one line from its predictions, in `alternatives` order (None when nothing is left).
 
-        Also return its digits as read with no group cut, which rate the page's way up.
+        Also return its digits as read with no group cut and none turned away, which rate the way up.
         """
         readings = line_readings(line, predictions)
 
@@ -446,12 +451,14 @@ class Recognizer:
         def is_digit(prediction: Prediction) -> bool:
             return not self.is_no_digit(prediction, on_page)
 
-        uncut = settle(replace(readings, ways={}), digits_of, is_digit)
-        if not uncut:  # a line of words, or of nothing but marks: cutting its letters makes no digits
-            return None, []
+        # Rated as laid out, nothing turned away: dropping a sideways page's worst-read pieces as
+        # no digits would make what is left read well upright.
+        rating = settle(replace(readings, ways={}))
+        if not settle(replace(readings, ways={}), digits_of, is_digit):
+            return None, rating  # a line of words, or of marks: cutting its letters makes no digits
         digits = settle(readings, digits_of, is_digit)
         reading = NumberReading(text="".join(str(p.digit) for p in digits), digits=digits) if digits else None
-        return reading, uncut
+        return reading, rating
 
     def _digits_of_line(self, settled: list[Prediction], on_page: bool) -> list[Prediction]:
         """Drop a line's cut-outs that are no digit, and on a page a line mostly of them (words)."""
