@@ -239,6 +239,8 @@ def without_printed_lines(ink: FoundInk) -> FoundInk:
     box with a digit touching it) straight runs that long go. Each is straightened first; the
     strokes crossing or touching the lines stay.
     """
+    if len(ink.blobs) < 2:  # one blob is the digit: there is no other writing to size a printed line by
+        return ink
     frames = printed.framing_blobs(ink.blobs)
     masks = {int(i): printed.blob_mask(ink.labels, ink.blobs[i]) for i in np.flatnonzero(frames)}
     for i, mask in masks.items():  # only the few blobs around others need the closer look
