@@ -161,8 +161,17 @@ def photo_of_digit(
 
 def photo_of_number(digits28: Sequence[np.ndarray], rng: np.random.Generator) -> bytes:
     """Render MNIST-style digits left to right, unevenly spaced and never touching, as a JPEG photo."""
+    return _photo_of_strip(number_mask, digits28, rng)
+
+
+def _photo_of_strip(
+    lay_out: Callable[[Sequence[np.ndarray], tuple[int, int], np.random.Generator], np.ndarray],
+    digits28: Sequence[np.ndarray],
+    rng: np.random.Generator,
+) -> bytes:
+    """Photograph digits laid out in a strip by `lay_out`, slanted a few degrees, in a random frame."""
     height, width = frame_shape(rng)
-    strip = number_mask(digits28, (height, width), rng)
+    strip = lay_out(digits28, (height, width), rng)
     return photograph(place(rotate_mask(strip, rng.uniform(-6, 6)), (height, width), rng), rng)
 
 
@@ -206,9 +215,7 @@ def _side_by_side(
 
 def photo_of_touching_number(digits28: Sequence[np.ndarray], rng: np.random.Generator) -> bytes:
     """Render digits left to right as a JPEG photo, some neighbours touching (at least one pair)."""
-    height, width = frame_shape(rng)
-    strip = touching_mask(digits28, (height, width), rng)
-    return photograph(place(rotate_mask(strip, rng.uniform(-6, 6)), (height, width), rng), rng)
+    return _photo_of_strip(touching_mask, digits28, rng)
 
 
 def touching_mask(
