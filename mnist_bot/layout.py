@@ -100,12 +100,13 @@ def whole_digit(ink: FoundInk, rows: list[list[Component]]) -> PreparedDigit | N
     characters = [c for row in rows for c in row]
     if len(characters) > MAX_WHOLE_PIECES:
         return None
-    parts = {c.label for c in digit_parts(ink)}
-    covered = sum(c.area for c in characters if c.label in parts)
+    parts = digit_parts(ink)
+    labels = {c.label for c in parts}
+    covered = sum(c.area for c in characters if c.label in labels)
     if covered < WHOLE_COVER * sum(c.area for c in characters):
         return None  # digits apart from one another: the page's lines, not one digit
     try:
-        return prepare_found_digit(ink)
+        return prepare_found_digit(ink, parts)
     except EmptyImageError:
         return None
 

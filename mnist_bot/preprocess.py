@@ -35,9 +35,9 @@ def prepare_parts(
     return PreparedDigit(input28, to_input_box(box, scale, origin), looks_like_digit(parts, box))
 
 
-def prepare_found_digit(ink: FoundInk) -> PreparedDigit:
-    """Prepare the single digit among already-found ink blobs."""
-    parts = digit_parts(ink)
+def prepare_found_digit(ink: FoundInk, parts: list[Component] | None = None) -> PreparedDigit:
+    """Prepare the single digit among already-found ink blobs (`parts`, when already picked)."""
+    parts = digit_parts(ink) if parts is None else parts
     if not ink.drawing and is_background_mark(parts, ink.labels.shape, ink.sparse, ink.labels):
         raise EmptyImageError(EMPTY_MESSAGE)
     return prepare_parts(ink.labels, parts, ink.scale, ink.origin)
