@@ -180,6 +180,13 @@ def _extra_parser(sub: Any) -> None:
         "--numbers", type=int, default=0, metavar="N", help="photos of 2-10 digit numbers, cut into digits"
     )
     p.add_argument(
+        "--flagged-ones",
+        type=int,
+        default=0,
+        metavar="N",
+        help="MNIST 1s given a European flag (photos, drawings)",
+    )
+    p.add_argument(
         "--handwriting-dir", type=Path, metavar="DIR", help="folder with unipen_1a_digits.jsonl.gz"
     )
     p.add_argument("--seed", type=int, default=1, metavar="N", help="random seed (default: 1)")
@@ -496,6 +503,7 @@ def cmd_make_extra(args: argparse.Namespace) -> int:
         args.unipen_renders,
         args.seed,
         args.numbers,
+        args.flagged_ones,
     )
     save_extra(extra, args.out)
     print(f"wrote {len(extra.labels)} digits to {args.out}")

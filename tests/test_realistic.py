@@ -10,7 +10,7 @@ import pytest
 from mnist_bot.cli import main
 from mnist_bot.data import Mnist
 from mnist_bot.recognizer import Recognizer
-from mnist_bot.training.realistic import build_extra, mnist_number_digits
+from mnist_bot.training.realistic import build_extra, flagged_ones, mnist_number_digits
 from mnist_bot.training.train import load_extra
 
 
@@ -33,6 +33,14 @@ def test_build_extra_joins_every_part(mnist: Mnist) -> None:
     assert len(extra.labels) >= 6 + 5 + 3 * 2 - 2  # a photo may hold no readable digit
     assert extra.images.shape == (len(extra.labels), 28, 28) and extra.labels.max() <= 9
     assert _agreement(Recognizer.load(), extra.images, extra.labels) >= 0.8
+
+
+def test_flagged_ones_are_read_as_ones_by_their_labels(mnist: Mnist) -> None:
+    ones = flagged_ones(mnist.train, count=10, rng=np.random.default_rng(5))
+    assert len(ones.labels) >= 8 and set(ones.labels.tolist()) == {1}
+    # The flag shows in the model input: a bare MNIST 1 has little ink in its upper left.
+    upper_left = ones.images[:, 4:14, :11].astype(np.float32).sum(axis=(1, 2))
+    assert np.median(upper_left) > 0.02 * ones.images.astype(np.float32).sum(axis=(1, 2)).mean()
 
 
 def test_make_extra_writes_data_that_training_reads(

@@ -133,6 +133,28 @@ def test_stroke_half_width_tells_thick_sources_from_thin_ones() -> None:
     assert syn.stroke_half_width(thin_one) <= syn.THICK_STROKE < syn.stroke_half_width(thick_one)
 
 
+def test_flag_one_adds_a_flag_down_to_the_left_of_the_top_and_keeps_the_stem() -> None:
+    stem = mnist_like(1)
+    for seed in range(8):
+        flagged = syn.flag_one(stem, np.random.default_rng(seed))
+        assert np.all(flagged >= stem)  # the stem is kept
+        added = (flagged > 127) & (stem <= 127)
+        added[14:] = False  # the stem runs y = 4..24: leave out a foot at its bottom
+        ys, xs = np.nonzero(added)
+        # Left of the stem (x = 14) ...
+        assert len(xs) >= 6 and np.mean(xs < 13) > 0.8, seed
+        # ... falling to the left: its leftmost ink lies below its start at the top.
+        assert ys[xs == xs.min()].mean() > ys.min() + 1, seed
+
+
+def test_stem_angle_measures_the_slant_of_a_stroke() -> None:
+    upright = mnist_like(1) > 127
+    slanted = cv2.warpAffine(mnist_like(1), np.float32([[1, -0.3, 4], [0, 1, 0]]), (28, 28)) > 127
+    assert syn.stem_angle(upright) == pytest.approx(np.pi / 2, abs=0.05)
+    # The top leans right, so the stem points down and to the left: less than 90 degrees.
+    assert syn.stem_angle(slanted) == pytest.approx(np.pi / 2 - np.arctan(0.3), abs=0.08)
+
+
 def test_a_number_the_pen_cannot_follow_is_drawn_with_the_felt_tip_throughout() -> None:
     # One writer does not switch pens between digits: a mixed number is not a realistic photo.
     thick_seven = cv2.dilate(mnist_like(7), np.ones((3, 3), np.uint8))

@@ -97,6 +97,22 @@ def mnist_canvases(train: Split, count: int, rng: np.random.Generator) -> Split:
     )
 
 
+def flagged_ones(train: Split, count: int, rng: np.random.Generator) -> Split:
+    """Give `count` random MNIST training 1s a European flag; photograph half, draw the rest as canvases."""
+    ones = np.flatnonzero(train.labels == 1)
+    picks = rng.choice(ones, size=min(count, len(ones)), replace=False)
+    flagged = [syn.flag_one(train.images[i], rng) for i in picks]
+    return _prepared(
+        (
+            1,
+            partial(syn.photo_of_digit, digit, rng, frame=(640, 480))
+            if n % 2
+            else partial(syn.canvas_of_digit, digit, rng),
+        )
+        for n, digit in enumerate(flagged)
+    )
+
+
 def build_extra(
     train: Split,
     handwriting_dir: Path | None,
@@ -105,6 +121,7 @@ def build_extra(
     unipen_renders: int,
     seed: int,
     numbers: int = 0,
+    flagged: int = 0,
 ) -> Split:
     """Build the extra training set and return it as one Split."""
     rng = np.random.default_rng(seed)
@@ -113,6 +130,8 @@ def build_extra(
         parts["unipen"] = unipen_canvases(handwriting_dir, unipen_renders, rng)
     if numbers:
         parts["number digits"] = mnist_number_digits(train, numbers, rng)
+    if flagged:
+        parts["flagged 1s"] = flagged_ones(train, flagged, rng)
     for name, part in parts.items():
         log.info("extra %s: %d digits", name, len(part.labels))
     chosen = list(parts.values())

@@ -31,6 +31,11 @@ THICK_STROKE = 1.7  # source half-width (px of a 20 px digit) above which a thin
 LOST_INK = 4  # source ink pixels a faithful render may leave uncovered
 TOUCH_SHARE = 0.5  # in a touching number, each pair of neighbours touches this often (one pair always)
 TOUCH_OVERLAP = 2.0  # touching strokes meet or cross by up to this many pen widths
+FLAG_ZOOM = 4  # a 1's flag is drawn on the digit enlarged this much, then shrunk back
+FLAG_ANGLES = (30.0, 60.0)  # degrees between flag and stem: wider reads as a 7's bar
+FLAG_FLATTEST = 25.0  # degrees below the horizontal
+FLAG_LENGTHS = (0.2, 0.5)  # of the 1's height
+FOOT_SHARE = 0.1  # flagged 1s that also stand on a foot
 
 
 # ---------------------------------------------------------------- digit shapes
@@ -143,6 +148,62 @@ def _fit(mask: np.ndarray, shape: tuple[int, int], fraction: float) -> np.ndarra
 def _log_uniform(rng: np.random.Generator, low: float, high: float) -> float:
     """Draw from a log-uniform distribution, so small sizes are as common as large ones."""
     return float(np.exp(rng.uniform(np.log(low), np.log(high))))
+
+
+def flag_one(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Give a uint8 (28, 28) MNIST 1 a European flag: a stroke from its top down to the left.
+
+    MNIST's 1s are mostly bare sticks; many writers start a 1 with a long flag (and some end it
+    with a foot), which a model that never saw one reads as a 7.
+    """
+    big = cv2.resize(digit, None, fx=FLAG_ZOOM, fy=FLAG_ZOOM, interpolation=cv2.INTER_CUBIC)
+    ink = big > 127
+    if np.count_nonzero(ink.any(axis=1)) < 2:
+        return digit
+    pen = max(
+        FLAG_ZOOM,
+        2 * float(np.median(cv2.distanceTransform(ink.astype(np.uint8), cv2.DIST_L2, 5)[thin(ink)])),
+    )
+    strokes = [_flag(ink, pen, rng)]
+    if rng.random() < FOOT_SHARE:
+        strokes.append(_foot(ink, pen, rng))
+    drawn = rasterise([(points, pen) for points in strokes], (big.shape[1], big.shape[0])).astype(np.float32)
+    flag = cv2.resize(drawn, digit.shape[::-1], interpolation=cv2.INTER_AREA).round().astype(np.uint8)
+    return np.maximum(digit, flag)
+
+
+def _flag(ink: np.ndarray, pen: float, rng: np.random.Generator) -> np.ndarray:
+    """Return a slightly bowed flag's points (x, y), from the top of a 1's stem down to the left."""
+    rows = np.flatnonzero(ink.any(axis=1))
+    top, height = int(rows[0]), int(rows[-1] - rows[0])
+    start = np.array([np.mean(np.flatnonzero(ink[top : top + round(pen)].any(axis=0))), top + pen / 2])
+    # The flag leaves the top at an angle to the stem, so a slanted 1 keeps its flag's shape,
+    # but never flatter than FLAG_FLATTEST below the horizontal, where a 7's bar lies.
+    angle = max(stem_angle(ink) - np.radians(rng.uniform(*FLAG_ANGLES)), np.radians(FLAG_FLATTEST))
+    direction = np.array([-np.cos(angle), np.sin(angle)])
+    length = min(height * rng.uniform(*FLAG_LENGTHS), (start[0] - pen) / max(-direction[0], 0.2))
+    bow = rng.uniform(-0.12, 0.12) * length  # drawn quickly, not ruled
+    t = np.linspace(0.0, 1.0, 12)[:, None]
+    normal = np.array([direction[1], -direction[0]])
+    return (start + t * length * direction + 4 * t * (1 - t) * bow * normal).astype(np.float32)
+
+
+def _foot(ink: np.ndarray, pen: float, rng: np.random.Generator) -> np.ndarray:
+    """Return a short level foot's two points (x, y) under the bottom of a 1's stem."""
+    rows = np.flatnonzero(ink.any(axis=1))
+    base, height = int(rows[-1]), int(rows[-1] - rows[0])
+    centre = float(np.mean(np.flatnonzero(ink[base - round(pen) : base + 1].any(axis=0))))
+    half = height * rng.uniform(0.12, 0.22)
+    return np.array([[centre - half, base - pen / 2], [centre + half, base - pen / 2]], dtype=np.float32)
+
+
+def stem_angle(ink: np.ndarray) -> float:
+    """Return the angle (radians, below the leftward horizontal) of a bool stroke's downward long axis."""
+    ys, xs = np.nonzero(ink)
+    dx, dy = np.linalg.eigh(np.cov(np.stack([xs, ys]).astype(np.float64)))[1][:, -1]
+    if dy < 0:
+        dx, dy = -dx, -dy
+    return float(np.arctan2(dy, -dx))
 
 
 # ---------------------------------------------------------------- phone photos
