@@ -103,19 +103,18 @@ train: $(TEST_STAMP)  ## retrain the shipped models (about an hour and a half on
 	for arch in dense mlp mlp2; do $(BIN)/mnist-bot train --arch $$arch || exit 1; done
 	# The extra data is rendered in parts, two at once (one per core): photos, drawings and
 	# UNIPEN writers; digits cut from photos of numbers (five parts); a second drawing of each
-	# UNIPEN sample; MNIST 1s given a European flag.
+	# UNIPEN sample.
 	$(EXTRA) build/extra_a.npz --photos 15000 --canvases 6000 --unipen-renders 2 --seed 11 & part=$$!; \
 	$(EXTRA) build/extra_b.npz --photos 0 --canvases 0 --unipen-renders 0 --numbers 4000 --seed 12 && wait $$part
 	$(EXTRA) build/extra_c.npz --photos 0 --canvases 0 --unipen-renders 2 --seed 13 & part=$$!; \
 	$(EXTRA) build/extra_d.npz --photos 0 --canvases 0 --unipen-renders 0 --numbers 4000 --seed 14 && wait $$part
 	$(EXTRA) build/extra_e.npz --photos 0 --canvases 0 --unipen-renders 0 --numbers 4000 --seed 15 & part=$$!; \
 	$(EXTRA) build/extra_f.npz --photos 0 --canvases 0 --unipen-renders 0 --numbers 4000 --seed 16 && wait $$part
-	$(EXTRA) build/extra_g.npz --photos 0 --canvases 0 --unipen-renders 0 --numbers 4000 --seed 17 & part=$$!; \
-	$(EXTRA) build/extra_h.npz --photos 0 --canvases 0 --unipen-renders 0 --flagged-ones 4000 --seed 18 && wait $$part
+	$(EXTRA) build/extra_g.npz --photos 0 --canvases 0 --unipen-renders 0 --numbers 4000 --seed 17
 	$(BIN)/mnist-bot train --arch cnn --epochs 12 --seed 1 \
 		--extra-data build/extra_a.npz --extra-data build/extra_b.npz --extra-data build/extra_c.npz \
 		--extra-data build/extra_d.npz --extra-data build/extra_e.npz --extra-data build/extra_f.npz \
-		--extra-data build/extra_g.npz --extra-data build/extra_h.npz
+		--extra-data build/extra_g.npz
 	# The "not a digit" head reads the CNN's frozen features; it rewrites models/cnn.tflite with
 	# a second output (P(digit)) and adds its rule to models/cnn.json.
 	$(BIN)/mnist-bot train-reject --handwriting-dir $(HANDWRITING_DIR)
