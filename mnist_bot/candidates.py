@@ -9,6 +9,7 @@ from mnist_bot.errors import EmptyImageError
 
 MIN_DIGIT_SHARE = 0.03  # a photo's digit spans at least this share of the shorter side: less is a speck
 BLOT_PENS = 3  # a filled shape this many of its pen widths tall is a bold digit; a blot is shorter
+PEER_SHARE = 0.8  # ink this share as large as the digits beside it is one of them, however small
 PIECE_SHARE = 0.04  # a piece of a digit has at least this share of its main blob's area
 
 
@@ -59,15 +60,23 @@ def is_speck(box: Box, shape: tuple[int, ...]) -> bool:
 
 
 def is_background_mark(
-    parts: list[Component], shape: tuple[int, ...], sparse: bool = False, labels: np.ndarray | None = None
+    parts: list[Component],
+    shape: tuple[int, ...],
+    sparse: bool = False,
+    labels: np.ndarray | None = None,
+    peer_size: float = 0.0,
 ) -> bool:
     """Tell whether a photo's candidate is no digit: a speck, or sparse ink of no digit's shape.
 
     Sparse ink is a tiny digit or grain: only a digit-like shape is taken for the former. With
     `labels`, a filled shape many pen widths tall counts as a bold digit rather than a blot.
+    Ink small against the photo is no speck when nearly as large as the digits beside it
+    (`peer_size`, their longer side): a long number written small has digits on both sides of
+    any share of the photo.
     """
     box = union_box(parts)
-    if is_speck(box, shape):
+    as_large_as_peers = peer_size > 0 and max(box.w, box.h) >= PEER_SHARE * peer_size
+    if is_speck(box, shape) and not as_large_as_peers:
         return True
     if not sparse:
         return False

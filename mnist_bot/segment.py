@@ -201,7 +201,12 @@ def digit_groups(ink: FoundInk) -> list[list[Component]]:
     """Group found ink into digits, left to right (empty when none looks like a digit)."""
     groups = line_groups(ink)
     if not ink.drawing:
-        groups = [g for g in groups if not is_background_mark(g, ink.labels.shape, ink.sparse, ink.labels)]
+        digits = [g for g in groups if not is_background_mark(g, ink.labels.shape, ink.sparse, ink.labels)]
+        # Measured against the digits found, not only against the photo.
+        size = float(np.median([max(_height(g), _width(g)) for g in digits])) if digits else 0.0
+        groups = [
+            g for g in groups if not is_background_mark(g, ink.labels.shape, ink.sparse, ink.labels, size)
+        ]
     return groups[:MAX_DIGITS]
 
 

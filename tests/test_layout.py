@@ -137,6 +137,17 @@ def test_small_digits_of_a_small_page_read_at_a_finer_scale(recognizer: Recogniz
     assert read(recognizer, small).text == "\n".join(rows)
 
 
+def test_a_long_number_written_small_on_a_big_sheet_keeps_every_digit(
+    recognizer: Recognizer, mnist: Mnist
+) -> None:
+    """Digits about 3% of the sheet's side, some just under the size a lone digit's speck test drops."""
+    row = page_of(["6806195241"], clear_digits(mnist))
+    sheet = np.full((1400, 1050), 235, np.uint8)
+    small = cv2.resize(row, None, fx=0.75, fy=0.75, interpolation=cv2.INTER_AREA)  # ink about 32 px tall
+    sheet[1000 : 1000 + small.shape[0], 150 : 150 + small.shape[1]] = small
+    assert read(recognizer, sheet).text == "6806195241"
+
+
 def test_dashes_between_digit_groups_are_not_digits(recognizer: Recognizer, mnist: Mnist) -> None:
     """A phone number's dashes are separators, not 1s or 7s, and split no digit."""
     page = page_of(["555 0123", "867 5309"], clear_digits(mnist))
