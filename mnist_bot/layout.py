@@ -32,6 +32,7 @@ MAX_UPSCALE = 2.0  # a small image's small digits are read at up to this many wo
 MAX_WORK_PIXELS = 16_000_000  # the finest working resolution, for memory (a 35 MP form fits at about 0.7x)
 FRAME_MARGIN = 2  # working px from the frame within which ink counts as touching it (a paper edge's rest)
 LINE_ASPECT = 8  # a blob this many times longer than wide is a straight stroke
+MIN_ROW_CHARACTERS = 3  # a row of this many characters is a number, sized by its own characters
 MAIN_SHARE = 0.4  # blobs at least this share as tall as the page's tall ones are characters; less are pieces
 LINE_OVERLAP = 0.4  # neighbours on a line share at least this share of the shorter one's rows...
 LINE_REACH = 2.5  # ... and lie at most this many digit heights apart
@@ -90,7 +91,7 @@ def ink_layout(ink: FoundInk) -> PageLayout:
     """
     rows = page_rows(ink)
     if not is_page(rows) and not is_stacked_pair(rows):
-        return PageLayout([single_line(ink)])
+        return PageLayout([single_line(ink, row_size(rows))])
     lines = [layout for layout in (row_layout(ink, row) for row in rows) if layout is not None]
     return PageLayout(lines, whole=whole_digit(ink, rows))
 
@@ -180,9 +181,19 @@ def is_stacked_pair(rows: list[list[Component]]) -> bool:
     return [len(row) for row in rows] == [1, 1]
 
 
-def single_line(ink: FoundInk) -> segment.NumberLayout:
-    """Prepare the one number or the one digit of an image (the latter chosen among stray marks)."""
-    groups = segment.digit_groups(ink)
+def row_size(rows: list[list[Component]]) -> float:
+    """Return the size of the characters of an image's one row of a few (a number), else 0."""
+    if len(rows) != 1 or len(rows[0]) < MIN_ROW_CHARACTERS:
+        return 0.0
+    return digit_size(rows[0])
+
+
+def single_line(ink: FoundInk, size: float = 0.0) -> segment.NumberLayout:
+    """Prepare the one number or the one digit of an image (the latter chosen among stray marks).
+
+    `size` is that of the characters of the image's one row, when it holds a number.
+    """
+    groups = segment.digit_groups(ink, size)
     if len(groups) <= MAX_WHOLE_GROUPS:  # one digit beside specks, not a number with a small broken piece
         groups = segment.without_specks(groups)
     if len(groups) < 2:

@@ -197,13 +197,17 @@ def line_groups(ink: FoundInk) -> list[list[Component]]:
     return attach_small(attach_flat(group_columns(blobs)), ink.blobs)
 
 
-def digit_groups(ink: FoundInk) -> list[list[Component]]:
-    """Group found ink into digits, left to right (empty when none looks like a digit)."""
+def digit_groups(ink: FoundInk, row_size: float = 0.0) -> list[list[Component]]:
+    """Group found ink into digits, left to right (empty when none looks like a digit).
+
+    `row_size` is the size of the characters of the image's one row of writing, when it has one.
+    """
     groups = line_groups(ink)
     if not ink.drawing:
         digits = [g for g in groups if not is_background_mark(g, ink.labels.shape, ink.sparse, ink.labels)]
-        # Measured against the digits found, not only against the photo.
-        size = float(np.median([max(_height(g), _width(g)) for g in digits])) if digits else 0.0
+        # Measured against the digits found, not only against the photo: a row of digits all small
+        # against the photo is measured by its own characters.
+        size = float(np.median([max(_height(g), _width(g)) for g in digits])) if digits else row_size
         groups = [
             g for g in groups if not is_background_mark(g, ink.labels.shape, ink.sparse, ink.labels, size)
         ]
