@@ -102,15 +102,14 @@ def flagged_ones(train: Split, count: int, rng: np.random.Generator) -> Split:
     ones = np.flatnonzero(train.labels == 1)
     picks = rng.choice(ones, size=min(count, len(ones)), replace=False)
     flagged = [syn.flag_one(train.images[i], rng) for i in picks]
-    return _prepared(
-        (
-            1,
-            partial(syn.photo_of_digit, digit, rng, frame=(640, 480))
-            if n % 2
-            else partial(syn.canvas_of_digit, digit, rng),
-        )
-        for n, digit in enumerate(flagged)
-    )
+    return _prepared((1, _photo_or_canvas(digit, n % 2 == 1, rng)) for n, digit in enumerate(flagged))
+
+
+def _photo_or_canvas(digit: np.ndarray, photo: bool, rng: np.random.Generator) -> Callable[[], object]:
+    """Return how to render a digit: as a 640x480 phone photo, or as a canvas drawing."""
+    if photo:
+        return partial(syn.photo_of_digit, digit, rng, frame=(640, 480))
+    return partial(syn.canvas_of_digit, digit, rng)
 
 
 def build_extra(
