@@ -140,7 +140,7 @@ def test_small_digits_of_a_small_page_read_at_a_finer_scale(recognizer: Recogniz
 def test_a_long_number_written_small_on_a_big_sheet_keeps_every_digit(
     recognizer: Recognizer, mnist: Mnist
 ) -> None:
-    """Digits about 3% of the sheet's side (some just under the size a lone digit's speck test drops), or 2%."""
+    """Digits about 3% of the sheet's side (some under the size a lone digit's speck test drops), or 2%."""
     row = page_of(["6806195241"], clear_digits(mnist))
     for scale in (0.75, 0.5):  # ink about 32 and 21 px tall
         sheet = np.full((1400, 1050), 235, np.uint8)
