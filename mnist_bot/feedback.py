@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 SIDE = 28
 SOURCES = frozenset({"telegram", "widget", "cli"})
 CONNECT_TIMEOUT_S = 10
+WAL_TRIES = 20  # replicas opening a new SQLite file at once take turns switching it to WAL ...
+WAL_WAIT_S = 0.02  # ... waiting this much longer each time (4 s in all)
 POOL_SIZE = 8  # the bot runs store calls in asyncio's default thread pool: a handful at once
 MIGRATION_LOCK = 0x6D6E697374  # PostgreSQL advisory lock: replicas starting together migrate one by one
 
@@ -160,6 +162,22 @@ class Backend(Protocol):
     def close(self) -> None: ...
 
 
+def use_wal(db: sqlite3.Connection) -> None:
+    """Switch a SQLite file to write-ahead logging, waiting out another process doing the same.
+
+    Changing the journal mode of a new file that another connection is creating fails at once
+    with "database is locked" (SQLite's busy timeout does not cover it), so it is tried again.
+    """
+    for attempt in range(WAL_TRIES):
+        try:
+            db.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == WAL_TRIES - 1:
+                raise
+            time.sleep(WAL_WAIT_S * (attempt + 1))
+
+
 class SQLiteBackend:
     """One SQLite connection guarded by a lock: sqlite3 objects must not be used by two threads at once."""
 
@@ -172,7 +190,7 @@ class SQLiteBackend:
         self._db = sqlite3.connect(str(path), check_same_thread=False, timeout=10.0, isolation_level=None)
         self._db.execute("PRAGMA busy_timeout = 10000")
         if str(path) != ":memory:":
-            self._db.execute("PRAGMA journal_mode = WAL")  # readers never wait for the bot's writes
+            use_wal(self._db)  # readers never wait for the bot's writes
 
     @contextmanager
     def transaction(self, write: bool = True) -> Iterator[Connection]:
