@@ -204,12 +204,15 @@ def digit_groups(ink: FoundInk, row_size: float = 0.0) -> list[list[Component]]:
     """
     groups = line_groups(ink)
     if not ink.drawing:
-        digits = [g for g in groups if not is_background_mark(g, ink.labels.shape, ink.sparse, ink.labels)]
+        marks = [is_background_mark(g, ink.labels.shape, ink.sparse, ink.labels) for g in groups]
+        digits = [g for g, mark in zip(groups, marks, strict=True) if not mark]
         # Measured against the digits found, not only against the photo: a row of digits all small
-        # against the photo is measured by its own characters.
+        # against the photo is measured by its own characters. Only the marks need a second look.
         size = float(np.median([max(_height(g), _width(g)) for g in digits])) if digits else row_size
         groups = [
-            g for g in groups if not is_background_mark(g, ink.labels.shape, ink.sparse, ink.labels, size)
+            g
+            for g, mark in zip(groups, marks, strict=True)
+            if not mark or not is_background_mark(g, ink.labels.shape, ink.sparse, ink.labels, size)
         ]
     return groups[:MAX_DIGITS]
 
