@@ -160,10 +160,7 @@ def flag_one(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     ink = big > 127
     if np.count_nonzero(ink.any(axis=1)) < 2:
         return digit
-    pen = max(
-        FLAG_ZOOM,
-        2 * float(np.median(cv2.distanceTransform(ink.astype(np.uint8), cv2.DIST_L2, 5)[thin(ink)])),
-    )
+    pen = max(FLAG_ZOOM, pen_width(big.astype(np.float32) / 255.0))
     strokes = [_flag(ink, pen, rng)]
     if rng.random() < FOOT_SHARE:
         strokes.append(_foot(ink, pen, rng))
