@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from mnist_bot import EmptyImageError
-from mnist_bot.recognizer import NOT_A_DIGIT, Prediction, Recognizer, RejectRule
+from mnist_bot.recognizer import NOT_A_DIGIT, WORD_LINE_P_DIGIT, Prediction, Recognizer, RejectRule
 from mnist_bot.runtime import FakeRuntime
 from mnist_bot.training import reject
 from mnist_bot.training.realistic import is_held_out_writer
@@ -89,8 +89,9 @@ def encode_array(array: np.ndarray) -> bytes:
 def test_the_rule_is_read_from_the_model_metadata() -> None:
     assert RejectRule.from_metadata({}) is None
     rule = {"reject": {"low": 0.01, "doubtful": 0.2, "alone": 0.001}}
-    assert RejectRule.from_metadata(rule) == RejectRule(0.01, 0.2, 0.001)
-    assert Recognizer(FakeRuntime(), {"reject": {"low": 0.02}}).reject == RejectRule(0.02, 0.02, 0.02)
+    assert RejectRule.from_metadata(rule) == RejectRule(0.01, 0.2, 0.001, WORD_LINE_P_DIGIT)
+    plain = Recognizer(FakeRuntime(), {"reject": {"low": 0.02, "words": 0.1}})
+    assert plain.reject == RejectRule(0.02, 0.02, 0.02, 0.1)
 
 
 def test_a_lone_cut_out_is_turned_away_only_under_the_lone_level() -> None:
@@ -173,7 +174,26 @@ def page_with_a_word_line() -> bytes:
 
 
 def test_a_page_line_mostly_of_non_digits_is_dropped_whole() -> None:
-    rec = Recognizer(FakeRuntime(digitness=wide_is_no_digit), reject=RejectRule(0.3, 0.3, 0.3))
+    rec = Recognizer(FakeRuntime(digitness=wide_is_no_digit), reject=RejectRule(0.3, 0.3, 0.3, words=0.3))
     reading = rec.read_page(page_with_a_word_line())
     assert [len(line.digits) for line in reading.lines] == [4, 4]
     assert all(p.box is not None and p.box.h >= 60 for p in reading.digits)
+
+
+def test_a_word_whose_letters_each_pass_for_digits_goes_by_its_median() -> None:
+    # Each letter (P(digit) 0.05) passes a rule that turns away only what is under 0.01, as a rule
+    # that loses almost no digit does; the line's median tells it is words all the same.
+    by_median = Recognizer(FakeRuntime(digitness=wide_is_no_digit), reject=RejectRule(0.01, 0.01, 0.01, 0.3))
+    assert [len(line.digits) for line in by_median.read_page(page_with_a_word_line()).lines] == [4, 4]
+    one_by_one = Recognizer(FakeRuntime(digitness=wide_is_no_digit), reject=RejectRule(0.01, 0.01, 0.01))
+    assert [len(line.digits) for line in one_by_one.read_page(page_with_a_word_line()).lines] == [4, 4, 4]
+
+
+def test_a_line_alone_in_its_image_is_never_dropped_as_words() -> None:
+    rule = RejectRule(0.01, 0.01, 0.01, words=0.3)
+    image = np.full((140, 600), 255, np.uint8)
+    for left in range(60, 540, 120):
+        image[30:110, left : left + 10] = 0
+    reading = Recognizer(FakeRuntime(digitness=lambda _: 0.05), reject=rule).read(encode_array(image))
+    # Crowded digits can read as no digit to the head; a lone line is what the user sent to be read.
+    assert len(reading.digits) == 4

@@ -68,7 +68,8 @@ def test_letters_of_a_words_line_on_a_page_are_dropped(recognizer: Recognizer, m
         assert _rows_right(page, kept) >= _rows_right(page, plain)
         extra_with += len(kept.digits) - len(page.digits)
         extra_without += len(plain.digits) - len(page.digits)
-    assert extra_with < 0.75 * extra_without  # measured 21 against 34 invented on these three pages
+    # Measured: 0 against 41 extra digits on these three pages (21 when each letter was judged alone).
+    assert extra_with <= 0.2 * extra_without
 
 
 def _rows_right(page: pages.Page, reading: PageReading) -> int:
