@@ -34,6 +34,7 @@ SHARP_EDGE_REACH = 4  # px from a sharp edge that count as its stroke; wider str
 ENCLOSED_OPEN_SHARE = 0.25  # ink far from sharp edges is a stroke's inside if this share of its rim is paper
 SOFT_SHARE = 0.35  # blobs whose edges are under this share as steep as the sharpest are shadows
 NEAR_PEAK_SHARE = 0.4  # ink fainter than this share of the strongest ink nearby is not a stroke
+FAINT_JOIN_SHARE = 0.5  # ink over this share of the mask's levels joins what the mask breaks apart
 FEW_INK_PIXELS = 40  # sparse ink (a tiny digit, specks) peaks where this many of its pixels reach
 SMALL_INK_SIDE = 40  # working px (twice MNIST's box): a digit no bigger has strokes too thin to read
 ZOOM_MARGIN = 1.0  # a re-read crop adds this many times the ink's longer side of paper on each side
@@ -62,6 +63,9 @@ class FoundInk:
     sparse: bool = False  # under 0.1% of the image is ink: only a digit-like shape counts
     origin: tuple[int, int] = (0, 0)  # input pixel of the labels' top-left corner (a re-read crop's)
     crop: bool = False  # the input is so small it was upscaled to be read: a crop or a scan of one digit
+    # 0/1 ink above half the mask's threshold, where pages keep their printed lines for `printed`:
+    # it joins the dashes a faint, thin printed line breaks into, so a broken box is still one box.
+    faint: np.ndarray | None = None
 
 
 def ink_peak(ink: np.ndarray) -> tuple[float, bool]:
@@ -74,12 +78,20 @@ def ink_peak(ink: np.ndarray) -> tuple[float, bool]:
     return float(255 - np.searchsorted(np.cumsum(histogram[::-1]), FEW_INK_PIXELS)), True
 
 
-def ink_mask(ink: np.ndarray, peak: float | None = None) -> np.ndarray:
-    """Threshold ink (Otsu, with a noise floor); raise EmptyImageError when there is none."""
+def ink_mask(
+    ink: np.ndarray, peak: float | None = None, share: float = 1.0, nearby: np.ndarray | None = None
+) -> np.ndarray:
+    """Threshold ink (Otsu, with a noise floor); raise EmptyImageError when there is none.
+
+    `share` scales both levels: under 1, the faint edges and gaps of strokes join them.
+    `nearby` is `nearby_peak(ink)` when the caller has it.
+    """
     peak = ink_peak(ink)[0] if peak is None else peak
     if peak < MIN_CONTRAST:
         raise EmptyImageError(EMPTY_MESSAGE)
-    return ((ink > ink_threshold(ink, peak)) & (ink >= NEAR_PEAK_SHARE * nearby_peak(ink))).astype(np.uint8)
+    level, near = share * ink_threshold(ink, peak), share * NEAR_PEAK_SHARE
+    nearby = nearby_peak(ink) if nearby is None else nearby
+    return ((ink > level) & (ink >= near * nearby)).astype(np.uint8)
 
 
 def ink_threshold(ink: np.ndarray, peak: float) -> float:
@@ -343,7 +355,8 @@ def label_ink(
     With `rules`, ruled lines spanning the image are erased (sized by the image: the one-digit path).
     """
     peak, sparse_peak = ink_peak(ink.ink)
-    mask = ink_mask(ink.ink, peak)
+    nearby = nearby_peak(ink.ink) if peak >= MIN_CONTRAST else None
+    mask = ink_mask(ink.ink, peak, nearby=nearby)
     if rules:
         mask = remove_rule_lines(mask)
     if not ink.drawing and ink.scale <= 1:  # canvases have no shadows; upscaling softens every edge
@@ -358,4 +371,5 @@ def label_ink(
     found = drop_faint(labels, found, ink.ink)
     if not found:
         raise EmptyImageError(EMPTY_MESSAGE)
-    return FoundInk(labels, found, scale, ink.drawing, sparse or sparse_peak, origin, crop=ink.scale > 1)
+    faint = None if rules or ink.drawing else ink_mask(ink.ink, peak, FAINT_JOIN_SHARE, nearby)
+    return FoundInk(labels, found, scale, ink.drawing, sparse or sparse_peak, origin, ink.scale > 1, faint)

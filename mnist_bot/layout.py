@@ -249,31 +249,31 @@ def without_printed_lines(ink: FoundInk) -> FoundInk:
     A blob enclosing a digit and mostly straight is a printed box: its sides go from FRAME_LINE
     digit sizes long. In any blob longer than PRINTED_LINE digit sizes (a ruled line, a grid, a
     box with a digit touching it) straight runs that long go. Each is straightened first; the
-    strokes crossing or touching the lines stay.
+    strokes crossing or touching the lines stay. Boxes whose thin sides the mask broke into dashes
+    are looked for again with their faint straight lines joining the dashes (`joined_blobs`).
     """
+    unprinted = replace(ink, faint=None)  # the faint mask serves this stage only
     if len(ink.blobs) < 2:  # one blob is the digit: there is no other writing to size a printed line by
-        return ink
-    frames = printed.framing_blobs(ink.blobs)
-    masks = {int(i): printed.blob_mask(ink.labels, ink.blobs[i]) for i in np.flatnonzero(frames)}
-    for i, mask in masks.items():  # only the few blobs around others need the closer look
-        frames[i] = printed.is_straight(mask)
-    plain = [c for c, frame in zip(ink.blobs, frames, strict=True) if not frame]
-    size = digit_size(unruled(ink.labels, plain) or ink.blobs)  # a form's boxes are no measure of its digits
+        return unprinted
+    labels, joined = ink.labels, ink.blobs
+    frames, masks = printed_frames(labels, joined)
+    size = digit_size(unruled(labels, _plain(joined, frames)) or joined)  # boxes are no measure of digits
+    if ink.faint is not None:  # a thin printed line broken into dashes is one line again: look again
+        labels, joined = joined_blobs(ink, printed.FRAME_LINE * size)
+        frames, masks = printed_frames(labels, joined)
+        size = digit_size(unruled(labels, _plain(joined, frames)) or joined)  # dashes are no digits
     sides = {
         i: (printed.FRAME_LINE if frame else printed.PRINTED_LINE) * size
-        for i, (c, frame) in enumerate(zip(ink.blobs, frames, strict=True))
+        for i, (c, frame) in enumerate(zip(joined, frames, strict=True))
         if frame or max(c.w, c.h) > printed.PRINTED_LINE * size
     }
     if not sides:
-        return ink
-    # Only the blobs found so far: labels also hold the specks, shadows and faint marks left out.
-    found = np.zeros(int(ink.labels.max()) + 1, np.uint8)
-    found[[c.label for c in ink.blobs]] = 1
-    kept = found[ink.labels]
+        return unprinted
+    kept = found_mask(ink)
     lines = np.zeros_like(kept)
     for i, length in sides.items():
-        c = ink.blobs[i]
-        own = masks[i] if i in masks else printed.blob_mask(ink.labels, c)
+        c = joined[i]
+        own = masks[i] if i in masks else printed.blob_mask(labels, c)
         erased = own & (1 - printed.frame_without_sides(own, length, frame=bool(frames[i])))
         kept[c.y : c.y + c.h, c.x : c.x + c.w] &= 1 - erased
         lines[c.y : c.y + c.h, c.x : c.x + c.w] |= erased
@@ -281,7 +281,53 @@ def without_printed_lines(ink: FoundInk) -> FoundInk:
     flags = printed.remnants(labels, blobs, lines, size)
     flags = printed.beside_no_digit(labels, blobs, flags, MAIN_SHARE * size)
     blobs = [c for c, rest in zip(blobs, flags, strict=True) if not rest]
-    return replace(ink, labels=labels, blobs=blobs) if blobs else ink
+    return replace(unprinted, labels=labels, blobs=blobs) if blobs else unprinted
+
+
+def printed_frames(labels: np.ndarray, blobs: list[Component]) -> tuple[np.ndarray, dict[int, np.ndarray]]:
+    """Flag the blobs that are printed boxes (around a digit, mostly straight); return their masks too."""
+    frames = printed.framing_blobs(blobs)
+    masks = {int(i): printed.blob_mask(labels, blobs[i]) for i in np.flatnonzero(frames)}
+    for i, mask in masks.items():  # only the few blobs around others need the closer look
+        frames[i] = printed.is_straight(mask)
+    return frames, masks
+
+
+def _plain(blobs: list[Component], frames: np.ndarray) -> list[Component]:
+    """Return the blobs that are no printed box."""
+    return [c for c, frame in zip(blobs, frames, strict=True) if not frame]
+
+
+def joined_blobs(ink: FoundInk, length: float) -> tuple[np.ndarray, list[Component]]:
+    """Label the found ink again with the faint straight lines `length` px or longer that link it.
+
+    A thin printed line breaks into dashes under the mask's threshold but stays whole at half of it
+    (`FoundInk.faint`). Only its straight runs join, so a digit beside a box is not joined to it by
+    its own faint rim, and the lines' pixels between the dashes are in the box's mask to be erased.
+    """
+    assert ink.faint is not None
+    found = found_mask(ink)
+    runs = printed.straight_lines(ink.faint, length)
+    count, labels = cv2.connectedComponents(runs, connectivity=8, ltype=cv2.CV_32S)
+    total = np.bincount(labels.ravel(), minlength=count)
+    inked = np.bincount(labels.ravel(), weights=found.ravel(), minlength=count)
+    on_ink = (labels > 0) & (found > 0)
+    stride = int(ink.labels.max()) + 1  # (line, blob) pairs as one number, to count blobs per line
+    pieces = np.bincount(np.unique(labels[on_ink].astype(np.int64) * stride + ink.labels[on_ink]) // stride)
+    pieces = np.pad(pieces, (0, count - pieces.size))
+    # A printed line's dashes are most of its length; the faint ruling of squared paper, which the
+    # mask leaves out, has found ink only where digits cross it, and a faint line along one stroke
+    # (a 2's base on a ruled line) joins nothing.
+    dashed = ((inked >= printed.DASHED_SHARE * total) & (pieces >= 2)).astype(np.uint8)
+    dashed[0] = 0
+    return components(found | dashed[labels], min_area=1)
+
+
+def found_mask(ink: FoundInk) -> np.ndarray:
+    """Return the 0/1 mask of the blobs found: labels also hold the specks and shadows left out."""
+    found = np.zeros(int(ink.labels.max()) + 1, np.uint8)
+    found[[c.label for c in ink.blobs]] = 1
+    return np.asarray(found[ink.labels])
 
 
 def unruled(labels: np.ndarray, blobs: list[Component]) -> list[Component]:

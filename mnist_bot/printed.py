@@ -22,6 +22,7 @@ STRAIGHT_SHARE = 0.5  # a box is at least this share straight lines; a digit aro
 REMNANT_ASPECT = 4  # a blob this much longer than wide along an erased line is a piece of it...
 REMNANT_SHARE = 0.4  # ... and so is one smaller than this share of the digits (a box's corner)
 TOUCH = 3  # px: a piece this close to a digit touches it
+DASHED_SHARE = 0.3  # a faint straight line this much covered by found ink is a printed line in dashes
 MIN_SLANT = 0.5  # degrees: a box slanted less is read as it lies
 MAX_SLANT = 10.0  # degrees: a box slanted more is no printed box straightened by this stage
 

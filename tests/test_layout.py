@@ -207,6 +207,35 @@ def test_a_cropped_cell_with_its_box_reads_as_its_digit(recognizer: Recognizer, 
     assert read(recognizer, cell).text == "3"
 
 
+def dashed_form(
+    pool: dict[int, list[np.ndarray]], rows: list[str], cell: int = 40, digit: int = 28
+) -> np.ndarray:
+    """Draw a form of thin, faint printed boxes whose sides fade into dashes, a digit in each box.
+
+    Along each 1 px side, 2 px of every 7 are fainter: under the mask's
+    threshold, the side breaks into dashes shorter than a digit, each of which would read as a 1.
+    """
+    page = boxed_form(pool, rows, cell, digit)
+    page[page == 40] = 240  # boxed_form's own boxes go: these are drawn thinner and fainter
+    along = np.arange(cell + 1)
+    level = np.where(along % 7 < 5, 110, 175).astype(np.uint8)
+    for r, row in enumerate(rows):
+        top = 50 + r * (cell + 20)
+        for c in range(len(row)):
+            left = 50 + c * cell
+            for y in (top, top + cell):
+                np.minimum(page[y, left : left + cell + 1], level, out=page[y, left : left + cell + 1])
+            for x in (left, left + cell):
+                np.minimum(page[top : top + cell + 1, x], level, out=page[top : top + cell + 1, x])
+    return page
+
+
+def test_a_form_of_faint_boxes_broken_into_dashes_reads_no_dash(recognizer: Recognizer, mnist: Mnist) -> None:
+    """A thin box side that the mask breaks into dashes is still one side, erased whole: no 1s."""
+    rows = ["470828", "609358", "239504"]  # no 1 written: any 1 read is a piece of a box side
+    assert read(recognizer, dashed_form(clear_digits(mnist), rows)).text == "\n".join(rows)
+
+
 def grid_form(
     pool: dict[int, list[np.ndarray]], rows: list[str], cell: int = 80, digit: int = 50, touch: int = -1
 ) -> np.ndarray:
