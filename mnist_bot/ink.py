@@ -27,6 +27,7 @@ SHADOW_SHARPNESS = 0.08  # edge slope over contrast: blurred pens stay above 0.1
 BACKGROUND_SHARE = 5  # the background kernel is this fraction of the image's shorter side
 PEN_TO_BACKGROUND = 4  # and at least this many pen widths
 MIN_CONTRAST = 28  # grey levels between ink and paper below which there is no digit
+HAIRLINE_PX = 2  # pens this thin or thinner (working px) are not median-filtered
 EXTREME_PIXELS = 4  # a digit shrunk to a few working pixels still has this many at its darkest
 
 
@@ -192,18 +193,32 @@ def ink_image(image: np.ndarray, work_side: int = WORK_SIDE, background_side: in
     grey, scale = resize_for_work(grey, work_side)
     if alpha_ink:
         return InkImage(grey, scale, drawing=True, grey=grey)
-    # The median of the inverse is the inverse of the median: one blur serves both polarities.
-    smooth = cv2.medianBlur(grey, 3)
-    if ink_is_dark(grey):
+    is_dark = ink_is_dark(grey)
+    # The median of the inverse is the inverse of the median: one blur serves both polarities. It
+    # takes out grain and JPEG noise, and with them a pen of 1-2 px: a hairline is left as it is.
+    hairline = is_hairline(grey, is_dark)
+    smooth = grey if hairline else cv2.medianBlur(grey, 3)
+    if is_dark:
         return InkImage(flat_ink(smooth, True, background_side), scale, polarity="dark", grey=grey)
     light = flat_ink(smooth, False, background_side)
-    if scale < 1 or (scale == 1 and min(grey.shape) >= UNSHADED_POLARITY_SIDE):
+    if not hairline and (scale < 1 or (scale == 1 and min(grey.shape) >= UNSHADED_POLARITY_SIDE)):
         # Dark ink on paper is the usual photo: a shadow with a lit corner can fake a light-ink
         # histogram, but not the steep edges of a pen, so check a light verdict against them.
+        # (Light hairlines on black, unsmoothed, would fake the steeper edges the other way.)
         dark = flat_ink(smooth, True, background_side)
         if edge_sharpness_of(dark) >= SHARPER_POLARITY * edge_sharpness_of(light):
             return InkImage(dark, scale, polarity="dark", grey=grey)
     return InkImage(light, scale, polarity="light", grey=grey)
+
+
+def is_hairline(grey: np.ndarray, dark: bool) -> bool:
+    """Tell whether the pen is at most HAIRLINE_PX wide, so thin that a 3x3 median would erase it."""
+    ink = cv2.bitwise_not(grey) if dark else grey
+    _, rough = cv2.threshold(ink, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    distance = cv2.distanceTransform(rough, cv2.DIST_L2, 3)
+    ridge = distance[(distance > 0) & (distance >= cv2.dilate(distance, np.ones((3, 3), np.uint8)))]
+    # Along a stroke's middle, distance to the paper is half its width: 1 px or less for 1-2 px pens.
+    return bool(ridge.size) and float(np.percentile(ridge, 90)) < (HAIRLINE_PX + 1) / 2
 
 
 def flat_ink(smooth: np.ndarray, dark: bool, background_side: int | None = None) -> np.ndarray:

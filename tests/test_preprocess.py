@@ -17,7 +17,7 @@ from PIL import Image
 
 from mnist_bot import blobs, decode, preprocess, render
 from mnist_bot.errors import EmptyImageError, InvalidImageError, RecognizerError
-from mnist_bot.ink import blobs_with_stats, flatten_background, ink_image, ink_is_dark, pen_width
+from mnist_bot.ink import blobs_with_stats, flatten_background, ink_image, ink_is_dark, is_hairline, pen_width
 from tests.conftest import draw_digit, encode
 
 
@@ -192,6 +192,22 @@ def test_pen_width_reads_the_widest_strokes() -> None:
     contrast[40:260, 60:64] = 200  # a hairline
     contrast[40:260, 150:170] = 200  # a marker stroke
     assert 14 <= pen_width(contrast) <= 24
+
+
+@pytest.mark.parametrize(("width", "hairline"), [(1, True), (4, False), (12, False)])
+def test_a_pen_of_one_pixel_is_a_hairline_and_a_wider_one_is_not(width: int, hairline: bool) -> None:
+    grey = np.full((300, 300), 230, np.uint8)
+    cv2.circle(grey, (150, 150), 90, 20, width)  # a 0, dark on light: diagonal runs too
+    assert is_hairline(grey, dark=True) is hairline
+
+
+def test_a_1_px_pen_keeps_its_whole_stroke_in_the_ink() -> None:
+    """The 3x3 median that takes out grain would erase a 1 px stroke: a hairline is not smoothed."""
+    grey = np.full((300, 300), 230, np.uint8)
+    cv2.circle(grey, (150, 150), 90, 20, 1)
+    ink = ink_image(grey).ink
+    ring = cv2.circle(np.zeros_like(grey), (150, 150), 90, 1, 1) > 0
+    assert (ink[ring] > 100).mean() > 0.9
 
 
 def test_pen_width_of_inner_blobs_ignores_a_soft_shadow_around_a_thin_digit() -> None:
