@@ -222,7 +222,7 @@ def is_hairline(grey: np.ndarray, dark: bool) -> bool:
 
 
 def flat_ink(smooth: np.ndarray, dark: bool, background_side: int | None = None) -> np.ndarray:
-    """Return ink bright on black with the paper's shading divided out, from a median-blurred grey image."""
+    """Return ink bright on black with the paper's shading divided out, from the smoothed grey image."""
     return flatten_background(cv2.bitwise_not(smooth) if dark else smooth, background_side)
 
 
