@@ -246,11 +246,12 @@ def finer_ink(image: ImageInput, array: np.ndarray, decode_scale: float, scale: 
 def without_printed_lines(ink: FoundInk) -> FoundInk:
     """Erase a form's boxes and grid, underlines and rules, sized by the page's digits (`printed`).
 
-    A blob enclosing a digit and mostly straight is a printed box: its sides go from FRAME_LINE
-    digit sizes long. In any blob longer than PRINTED_LINE digit sizes (a ruled line, a grid, a
-    box with a digit touching it) straight runs that long go. Each is straightened first; the
-    strokes crossing or touching the lines stay. Boxes whose thin sides the mask broke into dashes
-    are looked for again with their faint straight lines joining the dashes (`joined_blobs`).
+    A blob enclosing a digit and mostly straight, or a hollow rectangle (a box its digit touches), is
+    a printed box: its sides go from FRAME_LINE digit sizes long. In any blob longer than
+    PRINTED_LINE digit sizes (a ruled line, a grid) straight runs that long go. Each is straightened
+    first; the strokes crossing or touching the lines stay. Boxes whose thin sides the mask broke
+    into dashes are looked for again with their faint straight lines joining the dashes
+    (`joined_blobs`).
     """
     unprinted = replace(ink, faint=None)  # the faint mask serves this stage only
     if len(ink.blobs) < 2:  # one blob is the digit: there is no other writing to size a printed line by
@@ -285,11 +286,15 @@ def without_printed_lines(ink: FoundInk) -> FoundInk:
 
 
 def printed_frames(labels: np.ndarray, blobs: list[Component]) -> tuple[np.ndarray, dict[int, np.ndarray]]:
-    """Flag the blobs that are printed boxes (around a digit, mostly straight); return their masks too."""
-    frames = printed.framing_blobs(blobs)
-    masks = {int(i): printed.blob_mask(labels, blobs[i]) for i in np.flatnonzero(frames)}
-    for i, mask in masks.items():  # only the few blobs around others need the closer look
-        frames[i] = printed.is_straight(mask)
+    """Flag the blobs that are printed boxes (around a digit, or touched by one); return the masks seen."""
+    around = printed.framing_blobs(blobs)
+    hollow = np.array([c.area <= printed.HOLLOW * c.w * c.h for c in blobs])  # no box has more ink
+    masks = {int(i): printed.blob_mask(labels, blobs[i]) for i in np.flatnonzero(around | hollow)}
+    frames = np.zeros(len(blobs), bool)
+    for i, mask in masks.items():  # only the blobs around others, or thin for their box, need a look
+        frames[i] = (around[i] and printed.is_straight(mask)) or (
+            hollow[i] and printed.is_hollow_rectangle(mask)
+        )
     return frames, masks
 
 
@@ -307,20 +312,27 @@ def joined_blobs(ink: FoundInk, length: float) -> tuple[np.ndarray, list[Compone
     """
     assert ink.faint is not None
     found = found_mask(ink)
+    left_out = (ink.labels > 0) & (found == 0)  # specks, shadows, and ink fainter than the page's
     runs = printed.straight_lines(ink.faint, length)
     count, labels = cv2.connectedComponents(runs, connectivity=8, ltype=cv2.CV_32S)
-    total = np.bincount(labels.ravel(), minlength=count)
-    inked = np.bincount(labels.ravel(), weights=found.ravel(), minlength=count)
-    on_ink = (labels > 0) & (found > 0)
-    stride = int(ink.labels.max()) + 1  # (line, blob) pairs as one number, to count blobs per line
-    pieces = np.bincount(np.unique(labels[on_ink].astype(np.int64) * stride + ink.labels[on_ink]) // stride)
+    # A printed line's dashes are most of its length. They are found ink, or, where a box's sides
+    # are much fainter than its digit, ink the ink stage left out as faint beside one found side.
+    # The faint ruling of squared paper, which the mask leaves out, has ink only where digits cross
+    # it, and a faint line along one stroke (a 2's base on a ruled line) joins nothing.
+    dashed = dashes(labels, count, found, ink.labels * found) | dashes(labels, count, left_out, ink.labels)
+    dashed[0] = False
+    return components(found | dashed.astype(np.uint8)[labels], min_area=1)
+
+
+def dashes(runs: np.ndarray, count: int, dashed: np.ndarray, blobs: np.ndarray) -> np.ndarray:
+    """Flag the `count` labelled runs at least DASHED_SHARE on `dashed` ink that touch two `blobs` or more."""
+    total = np.bincount(runs.ravel(), minlength=count)
+    covered = np.bincount(runs.ravel(), weights=dashed.ravel(), minlength=count)
+    on_ink = (runs > 0) & (blobs > 0)
+    stride = int(blobs.max()) + 1  # (run, blob) pairs as one number, to count blobs per run
+    pieces = np.bincount(np.unique(runs[on_ink].astype(np.int64) * stride + blobs[on_ink]) // stride)
     pieces = np.pad(pieces, (0, count - pieces.size))
-    # A printed line's dashes are most of its length; the faint ruling of squared paper, which the
-    # mask leaves out, has found ink only where digits cross it, and a faint line along one stroke
-    # (a 2's base on a ruled line) joins nothing.
-    dashed = ((inked >= printed.DASHED_SHARE * total) & (pieces >= 2)).astype(np.uint8)
-    dashed[0] = 0
-    return components(found | dashed[labels], min_area=1)
+    return np.asarray((covered >= printed.DASHED_SHARE * total) & (pieces >= 2))
 
 
 def found_mask(ink: FoundInk) -> np.ndarray:

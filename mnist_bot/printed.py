@@ -2,7 +2,8 @@
 
 Every length here is a share of the page's digit size (working px), never of the image's side: no
 handwritten stroke runs straight for PRINTED_LINE digit sizes, and no digit encloses another of
-about its size, so a blob that does is a printed box whose sides go from FRAME_LINE digit sizes.
+about its size, so a blob that does is a printed box whose sides go from FRAME_LINE digit sizes; nor
+is a digit's outline a rectangle around paper, so a box that its digit touches is found too.
 A box photographed at a slant is straightened before its sides are looked for. Lines are erased
 down to what touches or crosses them: a stroke that crosses a line keeps the pixels it shares
 with it, a digit touching a box side keeps all of its own.
@@ -19,6 +20,8 @@ FRAMED_SHARE = 0.3  # a blob enclosing one at least this share as tall is a prin
 FRAME_LINE = 1.2  # ... and a box's sides are erased from this many digit sizes long (a 1 is about 1)
 PRINTED_LINE = 1.5  # straight strokes this many digit sizes long are printed lines, never a digit's
 STRAIGHT_SHARE = 0.5  # a box is at least this share straight lines; a digit around a piece of itself is not
+RECTANGULAR = 0.88  # a box's outline fills this share of its rotated rectangle; no MNIST digit's tops 0.84
+HOLLOW = 0.5  # ... and its ink, a digit touching it included, is under this share of what it encloses
 REMNANT_ASPECT = 4  # a blob this much longer than wide along an erased line is a piece of it...
 REMNANT_SHARE = 0.4  # ... and so is one smaller than this share of the digits (a box's corner)
 TOUCH = 3  # px: a piece this close to a digit touches it
@@ -40,6 +43,19 @@ def framing_blobs(blobs: list[Component]) -> np.ndarray:
     holds_digit = inside & (heights >= FRAMED_SHARE * heights[:, None])
     np.fill_diagonal(holds_digit, False)
     return np.asarray(holds_digit.any(axis=1))
+
+
+def is_hollow_rectangle(mask: np.ndarray) -> bool:
+    """Tell whether a blob's 0/1 mask is a rectangle's outline around paper: a box its digit touches.
+
+    A digit touching its box is one blob with it, so no blob lies inside the box to show it is one;
+    but no handwritten digit's outline is a rectangle, nor is its ink so thin for what it encloses.
+    """
+    contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    outline = max(contours, key=cv2.contourArea)
+    enclosed = cv2.contourArea(outline)
+    _, (width, height), _ = cv2.minAreaRect(outline)
+    return bool(enclosed >= RECTANGULAR * width * height and cv2.countNonZero(mask) <= HOLLOW * enclosed)
 
 
 def blob_mask(labels: np.ndarray, blob: Component) -> np.ndarray:

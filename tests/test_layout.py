@@ -207,6 +207,49 @@ def test_a_cropped_cell_with_its_box_reads_as_its_digit(recognizer: Recognizer, 
     assert read(recognizer, cell).text == "3"
 
 
+def touching_form(
+    pool: dict[int, list[np.ndarray]], rows: list[str], digit: int = 50, pad: int = 12
+) -> np.ndarray:
+    """Draw a form whose every box is drawn around its digit's ink, its left side touching the stroke."""
+    cell = digit + 2 * pad
+    page = np.full(
+        (100 + len(rows) * (cell + 20), 100 + max(len(r) for r in rows) * (cell + 20)), 240, np.uint8
+    )
+    for r, row in enumerate(rows):
+        for c, ch in enumerate(row):
+            big = cv2.resize(pool[int(ch)][r + c], (digit, digit))
+            top, left = 50 + r * (cell + 20), 50 + c * (cell + 20)
+            window = page[top + pad : top + pad + digit, left + pad : left + pad + digit]
+            np.minimum(window, (240 - big.astype(np.int32) * 200 // 255).astype(np.uint8), out=window)
+            side = (
+                left + pad + int(np.nonzero(big.max(axis=0) > 128)[0].min()) - 1
+            )  # 2 px wide: it meets the ink
+            cv2.rectangle(page, (side, top), (left + cell, top + cell), 40, 2)
+    return page
+
+
+def test_a_form_whose_digits_touch_their_boxes_reads_no_box(recognizer: Recognizer, mnist: Mnist) -> None:
+    """A box its digit touches is one blob with it, enclosing none, and still a box: erased, no 0s, no 1s."""
+    rows = ["47082", "60938", "23950"]  # before hollow rectangles were boxes: "000\n000"
+    assert read(recognizer, touching_form(clear_digits(mnist), rows)).text == "\n".join(rows)
+
+
+def test_a_hollow_rectangle_is_a_box_and_no_digit_is_one(mnist: Mnist) -> None:
+    """A box's outline with a digit touching it is a hollow rectangle; no MNIST test digit is one."""
+    box = np.zeros((80, 60), np.uint8)
+    cv2.rectangle(box, (0, 0), (59, 79), 1, 2)
+    box[20:60, 2:8] = 1  # a 1 pressed against its left side
+    assert printed.is_hollow_rectangle(box)
+    digits = [cv2.resize(image, None, fx=3, fy=3) > 100 for image in mnist.test.images[:2000]]
+    assert not any(printed.is_hollow_rectangle(largest_blob(d)) for d in digits)
+
+
+def largest_blob(mask: np.ndarray) -> np.ndarray:
+    """Return the largest 8-connected blob of a boolean mask as a uint8 0/1 mask."""
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    return (labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))).astype(np.uint8)
+
+
 def dashed_form(
     pool: dict[int, list[np.ndarray]], rows: list[str], cell: int = 40, digit: int = 28
 ) -> np.ndarray:
