@@ -1,8 +1,9 @@
-"""Blob stage: the ink image thresholded into labelled blobs, shadows, rules and faint leftovers dropped.
+"""Blob stage: the ink image thresholded into labelled blobs; shadows, rules, grain and faint ink dropped.
 
 The mask is thresholded against the ink's own peak; ink far from any sharp edge (a shadow fused
-with a stroke) and ruled lines are cleared; soft-edged and faint blobs are dropped. A small digit
-in a big frame is found again at full resolution (`find_decoded_ink`).
+with a stroke) and ruled lines are cleared; soft-edged blobs, blobs that stand out from the
+paper's noise no more than its grain, and faint blobs are dropped. A small digit in a big frame
+is found again at full resolution (`find_decoded_ink`).
 """
 
 from __future__ import annotations
@@ -38,6 +39,10 @@ FAINT_JOIN_SHARE = 0.5  # ink over this share of the mask's levels joins what th
 FEW_INK_PIXELS = 40  # sparse ink (a tiny digit, specks) peaks where this many of its pixels reach
 SMALL_INK_SIDE = 40  # working px (twice MNIST's box): a digit no bigger has strokes too thin to read
 ZOOM_MARGIN = 1.0  # a re-read crop adds this many times the ink's longer side of paper on each side
+NOISE_GRAIN_AREA = 4  # working px over which smoothed paper noise is correlated: one independent sample
+# A blob's contrast over the paper, summed over its grains in noise sigmas, below which it is grain:
+# blank photos' grain reaches a median of 63 and digits start near 95 (a thin pen on a page lower).
+MIN_SIGNIFICANCE = 40
 MIN_DIGIT_PX = 10  # input px: ink smaller than this is a speck at any resolution
 EMPTY_MESSAGE = "I can't see a digit; try a closer photo with the digit in the middle."
 
@@ -223,11 +228,42 @@ def drop_faint(labels: np.ndarray, found: list[Component], ink: np.ndarray) -> l
     """Drop blobs much fainter than the strongest one: leftovers of shadow edges, not pen strokes."""
     if len(found) < 2:
         return found
-    strength = np.bincount(labels.ravel(), weights=ink.ravel(), minlength=labels.max() + 1)
-    mean = {c.label: strength[c.label] / c.area for c in found}
+    mean = mean_ink(labels, found, ink)
     largest = max(b.area for b in found)
     strongest = max(mean[c.label] for c in found if c.area >= 0.1 * largest)
     return [c for c in found if mean[c.label] >= FAINT_SHARE * strongest]
+
+
+def mean_ink(labels: np.ndarray, found: list[Component], ink: np.ndarray) -> dict[int, float]:
+    """Return each blob's mean ink level, by label."""
+    strength = np.bincount(labels.ravel(), weights=ink.ravel(), minlength=labels.max() + 1)
+    return {c.label: float(strength[c.label]) / c.area for c in found}
+
+
+def paper_noise(labels: np.ndarray, ink: np.ndarray) -> tuple[float, float]:
+    """Return the paper's level and noise (a robust sigma) in an ink image: the pixels no blob covers."""
+    histogram = cv2.calcHist([ink], [0], (labels == 0).astype(np.uint8), [256], [0, 256]).ravel()
+    (level,) = histogram_percentiles(histogram, [50])
+    spread = np.bincount(np.abs(np.arange(256) - round(level)), weights=histogram, minlength=256)
+    (mad,) = histogram_percentiles(spread, [50])
+    return level, max(1.4826 * mad, 1.0)
+
+
+def drop_grain(labels: np.ndarray, found: list[Component], ink: np.ndarray) -> list[Component]:
+    """Drop blobs that stand out from the paper's noise no more than grain does, summed over their area.
+
+    Thresholding noisy blank paper leaves grain specks at the threshold; a pen stroke, however
+    faint, adds its contrast over many pixels, so its summed significance is far higher.
+    """
+    level, sigma = paper_noise(labels, ink)
+    mean = mean_ink(labels, found, ink)
+    return [c for c in found if significance(mean[c.label], c.area, level, sigma) >= MIN_SIGNIFICANCE]
+
+
+def significance(mean: float, area: int, level: float, sigma: float) -> float:
+    """Rate a blob of `area` px and `mean` ink against paper at `level`, noise `sigma`: its summed z-score."""
+    # Averaging n independent grains shrinks the noise by sqrt(n).
+    return (mean - level) / sigma * float(np.sqrt(area / NOISE_GRAIN_AREA))
 
 
 def edge_sharpness(labels: np.ndarray, found: list[Component], ink: np.ndarray) -> dict[int, float]:
@@ -368,7 +404,7 @@ def label_ink(
     labels, found = components(mask, min_area)
     if not ink.drawing:  # a canvas has no shadows; anti-aliasing alone makes its edges soft
         found = drop_soft(labels, found, ink.ink)
-    found = drop_faint(labels, found, ink.ink)
+    found = drop_faint(labels, drop_grain(labels, found, ink.ink), ink.ink)
     if not found:
         raise EmptyImageError(EMPTY_MESSAGE)
     faint = None if rules or ink.drawing else ink_mask(ink.ink, peak, FAINT_JOIN_SHARE, nearby)

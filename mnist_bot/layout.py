@@ -316,10 +316,10 @@ def joined_blobs(ink: FoundInk, length: float) -> tuple[np.ndarray, list[Compone
     runs = printed.straight_lines(ink.faint, length)
     count, labels = cv2.connectedComponents(runs, connectivity=8, ltype=cv2.CV_32S)
     # A printed line's dashes are most of its length. They are found ink, or, where a box's sides
-    # are much fainter than its digit, ink the ink stage left out as faint beside one found side.
-    # The faint ruling of squared paper, which the mask leaves out, has ink only where digits cross
-    # it, and a faint line along one stroke (a 2's base on a ruled line) joins nothing.
-    dashed = dashes(labels, count, found, ink.labels * found) | dashes(labels, count, left_out, ink.labels)
+    # are much fainter than its digit, ink the ink stage left out (as faint, or as grain) beside
+    # found sides. The faint ruling of squared paper, which the mask leaves out, has ink only where
+    # digits cross it, and a faint line along one stroke (a 2's base on a ruled line) joins nothing.
+    dashed = dashes(labels, count, found | left_out, ink.labels)
     dashed[0] = False
     return components(found | dashed.astype(np.uint8)[labels], min_area=1)
 
