@@ -224,11 +224,10 @@ def components(mask: np.ndarray, min_area: int = 12) -> tuple[np.ndarray, list[C
     return labels, found
 
 
-def drop_faint(labels: np.ndarray, found: list[Component], ink: np.ndarray) -> list[Component]:
-    """Drop blobs much fainter than the strongest one: leftovers of shadow edges, not pen strokes."""
+def drop_faint(found: list[Component], mean: dict[int, float]) -> list[Component]:
+    """Drop blobs much fainter than the strongest one (`mean` ink by label): shadow edges, not pen strokes."""
     if len(found) < 2:
         return found
-    mean = mean_ink(labels, found, ink)
     largest = max(b.area for b in found)
     strongest = max(mean[c.label] for c in found if c.area >= 0.1 * largest)
     return [c for c in found if mean[c.label] >= FAINT_SHARE * strongest]
@@ -249,14 +248,15 @@ def paper_noise(labels: np.ndarray, ink: np.ndarray) -> tuple[float, float]:
     return level, max(1.4826 * mad, 1.0)
 
 
-def drop_grain(labels: np.ndarray, found: list[Component], ink: np.ndarray) -> list[Component]:
-    """Drop blobs that stand out from the paper's noise no more than grain does, summed over their area.
+def drop_grain(
+    labels: np.ndarray, found: list[Component], ink: np.ndarray, mean: dict[int, float]
+) -> list[Component]:
+    """Drop blobs (`mean` ink by label) that stand out from the paper's noise no more than grain does.
 
     Thresholding noisy blank paper leaves grain specks at the threshold; a pen stroke, however
     faint, adds its contrast over many pixels, so its summed significance is far higher.
     """
     level, sigma = paper_noise(labels, ink)
-    mean = mean_ink(labels, found, ink)
     return [c for c in found if significance(mean[c.label], c.area, level, sigma) >= MIN_SIGNIFICANCE]
 
 
@@ -404,7 +404,8 @@ def label_ink(
     labels, found = components(mask, min_area)
     if not ink.drawing:  # a canvas has no shadows; anti-aliasing alone makes its edges soft
         found = drop_soft(labels, found, ink.ink)
-    found = drop_faint(labels, drop_grain(labels, found, ink.ink), ink.ink)
+    mean = mean_ink(labels, found, ink.ink)  # one pass over the image serves both tests
+    found = drop_faint(drop_grain(labels, found, ink.ink, mean), mean)
     if not found:
         raise EmptyImageError(EMPTY_MESSAGE)
     faint = None if rules or ink.drawing else ink_mask(ink.ink, peak, FAINT_JOIN_SHARE, nearby)
