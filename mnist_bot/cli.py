@@ -96,6 +96,13 @@ def _train_reject_parser(sub: Any) -> None:
         help="the digit model whose features the head reads, its weights kept (default: models/cnn.keras)",
     )
     p.add_argument(
+        "--renders",
+        type=Path,
+        metavar="FILE",
+        help="an .npz of the rendered inputs: read if it exists, else rendered and saved there "
+        "(retrains the head in seconds instead of rendering for half an hour)",
+    )
+    p.add_argument(
         "--out",
         type=Path,
         metavar="DIR",
@@ -333,13 +340,18 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_train_reject(args: argparse.Namespace) -> int:
     """Render the reject's data, train its head, calibrate its rule, and write the combined model."""
     from mnist_bot.data import load_mnist
-    from mnist_bot.training.reject import RejectCounts, build_reject_data, calibration_inputs
+    from mnist_bot.training import reject
 
     train_reject = _training_import("mnist_bot.training.train_reject")
-    data = build_reject_data(
-        load_mnist(args.mnist_dir).train, args.handwriting_dir, RejectCounts(), args.seed
-    )
-    calibration = train_reject.Calibration(calibration_inputs(args.handwriting_dir, 2000, args.seed + 10))
+    if args.renders is not None and args.renders.is_file():
+        data, sets = reject.load_renders(args.renders)
+    else:
+        train = load_mnist(args.mnist_dir).train
+        data = reject.build_reject_data(train, args.handwriting_dir, reject.RejectCounts(), args.seed)
+        sets = reject.calibration_inputs(args.handwriting_dir, 2000, args.seed + 10)
+        if args.renders is not None:
+            reject.save_renders(args.renders, data, sets)
+    calibration = train_reject.Calibration(sets)
     out = args.out or args.model.parent
     command = " ".join(["mnist-bot", *args.argv])
     result = train_reject.train_reject(
@@ -349,12 +361,13 @@ def cmd_train_reject(args: argparse.Namespace) -> int:
     train_reject.write_metadata(result, model_json, out / model_json.name)
     rule = result.metadata["reject"]
     print(
-        f"reject: on a page no digit when P(digit) < {rule['low']:.4f}, or < {rule['doubtful']:.4f} "
-        f"and unsure; alone when < {rule['alone']:.6f}"
+        f"reject: on a page no digit when P(digit) < {rule['low']:.3g}, or < {rule['doubtful']:.3g} "
+        f"and unsure; alone when < {rule['alone']:.3g}, or < {rule['alone_doubtful']:.3g} and unsure"
     )
     for name, figures in rule["calibration"].items():
         rejected = figures.get("non_digits_rejected")
         tail = "" if rejected is None else f", {rejected:.2%} of non-digits rejected"
+        tail += "" if rejected is None else f" ({figures['alone_rejected']:.2%} alone)"
         print(f"  {name}: {figures['n']:.0f} inputs, {figures['digits_lost']:.2%} of digits lost{tail}")
     print(f"wrote {result.tflite_path}")
     return 0

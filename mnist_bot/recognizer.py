@@ -159,8 +159,9 @@ def _prediction(prepared: PreparedDigit, probabilities: np.ndarray, p_digit: flo
 class RejectRule:
     """When a cut-out is no digit: P(digit) under `low`, or under `doubtful` with an unsure answer.
 
-    Alone in its image (one digit, or one line) a cut-out is turned away only under `alone`, the
-    level no calibration digit fell under: there, turning away a digit fails the whole answer.
+    Alone in its image (one digit, or one line) a cut-out is turned away only under `alone`, or
+    under `alone_doubtful` with an unsure answer: levels under which no calibration digit fell,
+    since there turning away a digit fails the whole answer.
     A page's line of MIN_WORD_LETTERS or more cut-outs whose median P(digit) is under `words` is
     words (or marks), and goes whole.
     """
@@ -169,6 +170,7 @@ class RejectRule:
     doubtful: float
     alone: float = 0.0
     words: float = 0.0
+    alone_doubtful: float = 0.0
 
     @classmethod
     def from_metadata(cls, metadata: dict[str, Any]) -> RejectRule | None:
@@ -178,17 +180,20 @@ class RejectRule:
             return None
         low = float(rule["low"])
         doubtful, alone = float(rule.get("doubtful", low)), float(rule.get("alone", low))
-        return cls(low, doubtful, alone, float(rule.get("words", WORD_LINE_P_DIGIT)))
+        words, alone_doubtful = (
+            float(rule.get("words", WORD_LINE_P_DIGIT)),
+            float(rule.get("alone_doubtful", alone)),
+        )
+        return cls(low, doubtful, alone, words, max(alone, alone_doubtful))
 
     def rejects(self, prediction: Prediction, on_page: bool = True) -> bool:
         """Tell whether a prediction's cut-out is no digit (a letter, a mark, a shadow)."""
         p_digit = prediction.digit_probability
-        if not on_page:
-            return p_digit < self.alone
-        if p_digit < self.low:
+        low, doubtful = (self.low, self.doubtful) if on_page else (self.alone, self.alone_doubtful)
+        if p_digit < low:
             return True
         # "Unsure" as the rule was calibrated: from the probabilities alone, not the shape checks.
-        return p_digit < self.doubtful and is_unsure(np.asarray(prediction.probabilities), digit_like=True)
+        return p_digit < doubtful and is_unsure(np.asarray(prediction.probabilities), digit_like=True)
 
     def rejects_line(self, line: list[Prediction]) -> bool:
         """Tell whether a page's line of cut-outs is words or marks: its median P(digit) is under `words`."""
@@ -323,14 +328,14 @@ def reads_better_whole(digits: list[Prediction], whole: Prediction) -> bool:
     return len(digits) > 1 and not whole.unsure and whole.confidence > weakest + WHOLE_MARGIN
 
 
-def page_reads_better_whole(lines: list[NumberReading], whole: Prediction) -> bool:
-    """Tell whether a page's few lines read better as one digit: likelier than every line read right.
+def page_reads_better_whole(digits: list[Prediction], whole: Prediction) -> bool:
+    """Tell whether the `digits` of a page's few lines read better as one digit: likelier than all read right.
 
     The pieces of one digit broken by a thin pen each read as some digit, a few of them surely;
     together they are likely only if every one is, while their whole reads as one clear digit.
     """
-    joint = float(np.prod([p.confidence for line in lines for p in line.digits]))
-    return not lines or whole.confidence > joint + PAGE_WHOLE_MARGIN
+    joint = float(np.prod([p.confidence for p in digits]))
+    return not digits or whole.confidence > joint + PAGE_WHOLE_MARGIN
 
 
 def _join_wins(left: Prediction, right: Prediction, join: Prediction) -> bool:
@@ -444,7 +449,9 @@ class Recognizer:
         uncut = [p for _, digits in settled for p in digits]
         if whole is not None:
             one = next(predictions)
-            if page_reads_better_whole(read, one):
+            # Weighed as laid out, none turned away: a piece the reject drops (a 3's lower half on
+            # a line of its own) is ink the lines leave unread, not a line read right.
+            if not read or page_reads_better_whole(uncut, one):
                 read = [] if self.is_no_digit(one, on_page=False) else [NumberReading(str(one.digit), [one])]
                 uncut = [one]
         if not read:

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mnist_bot import EmptyImageError, Recognizer
+from mnist_bot import EmptyImageError, Recognizer, layout
 from mnist_bot.data import Mnist
 from mnist_bot.recognizer import PageReading, RejectRule
 from mnist_bot.runtime import LiteRtRuntime
@@ -44,7 +44,9 @@ def test_letters_are_rejected_and_digits_kept_on_a_fixed_set(
     images = [syn.canvas_of_strokes(unipen[i][1], rng) for i in rng.choice(len(unipen), 60, replace=False)]
     images += [syn.photo_of_digit(mnist.test.images[i], rng) for i in range(60)]
     digits = plain.predict_batch(images)
-    assert sum(rule.rejects(p) for p in drawn) >= 0.15 * len(drawn)  # calibration: 24% of letters
+    # Measured 32.5% of these letters, alone or on a page (calibration: 36.7% of held-out letters).
+    assert sum(rule.rejects(p) for p in drawn) >= 0.25 * len(drawn)
+    assert sum(rule.rejects(p, on_page=False) for p in drawn) >= 0.25 * len(drawn)
     assert sum(rule.rejects(p) for p in digits) <= 1
     assert not any(rule.rejects(p, on_page=False) for p in digits)
 
@@ -54,7 +56,8 @@ def test_photos_of_blank_paper_answer_no_digit(recognizer: Recognizer) -> None:
     photos = [syn.photograph(np.zeros(syn.frame_shape(rng), np.float32), rng) for _ in range(20)]
     plain = Recognizer(recognizer.runtime, reject=RejectRule(0.0, 0.0, 0.0))
     answered = sum(_no_digit(recognizer, photo) for photo in photos)
-    assert answered >= sum(_no_digit(plain, photo) for photo in photos) and answered >= 8  # 54% at n=400
+    # Measured 16 of these 20 (12 without the reject); 79% of 400 in the benchmark.
+    assert answered >= sum(_no_digit(plain, photo) for photo in photos) and answered >= 14
 
 
 def test_letters_of_a_words_line_on_a_page_are_dropped(recognizer: Recognizer, mnist_dir: Path) -> None:
@@ -84,3 +87,14 @@ def _no_digit(recognizer: Recognizer, image: object) -> bool:
     except EmptyImageError:
         return True
     return False
+
+
+def test_a_digit_whose_pieces_lie_on_two_lines_reads_whole_when_the_reject_drops_a_piece(
+    recognizer: Recognizer,
+) -> None:
+    # A real 3 written in two strokes with a gap: its halves lie on two lines, the upper reads as
+    # a sure 7, the lower as an unsure piece the page rule turns away. The whole reads as a sure 3.
+    name = "BSI-Business-Systems-Integration-AG__anagnostes__numbers__0007_CH3M__3__number-545.png"
+    photo = (HANDWRITING.parent / "real-dev" / "photos" / name).read_bytes()
+    assert len(layout.ink_layout(layout.page_ink(photo)).lines) == 2
+    assert recognizer.read(photo).text == "3"

@@ -5,11 +5,12 @@ shadow on blank paper gets a digit too, often a confident one. Shape rules canno
 from a `4`; a model trained on real non-digits can. Both classes are seen exactly as in service:
 every input is rendered, then cut out and normalised by the serving preprocessing.
 
-- digits: MNIST training digits (as grey images, as phone photos, as canvases, cut from numbers)
-  and UNIPEN training writers' digits drawn as canvases;
+- digits: MNIST training digits (as grey images, as phone photos, as canvases, cut from numbers,
+  1s given a European flag) and UNIPEN training writers' digits drawn as canvases;
 - not digits: UNIPEN training writers' letters and symbols (look-alikes such as O, l, S, Z left
   out) drawn as canvases and photographed, whatever the pipeline picks on photos of blank paper,
-  and random scribbles.
+  and random scribbles. Photos and scribbles are cut both ways the service cuts them: as one
+  digit (`predict`) and as a page (`read`), whose cut-outs of a shadow or of ruled paper differ.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ class RejectCounts:
     mnist_photos: int = 2000
     mnist_canvases: int = 2000
     number_photos: int = 200
+    flagged_ones: int = 2000
     unipen_digits: int = 3000
     letter_canvases: int = 8000
     letter_photos: int = 2000
@@ -59,6 +61,7 @@ class RejectCounts:
 # Pages whose pieces teach the reject: letters beside digits, printed boxes, dashes, ruled rows.
 PIECE_KINDS = ("words", "form", "words", "phone", "rows", "grid")
 PAGE_SEED = 7_000_000  # far from the page benchmark's seeds (seed * 100,000 + i)
+READ_CUTS = 6  # at most this many of read()'s cut-outs of one non-digit image, so no image outweighs many
 DIGIT_IOU = 0.5  # a candidate this close to a written digit's box is that digit...
 NON_DIGIT_IOU = 0.1  # ... one overlapping every written digit less than this is no digit
 
@@ -90,6 +93,11 @@ def letter_photo(strokes: list[np.ndarray], rng: np.random.Generator) -> bytes:
     return syn.photograph(syn.place(syn.rotate_mask(small, rng.uniform(-12, 12)), (height, width), rng), rng)
 
 
+def blank_photo(rng: np.random.Generator) -> bytes:
+    """Photograph blank paper (plain, ruled or squared, in shadow or not) at a phone photo's size."""
+    return syn.photograph(np.zeros(syn.frame_shape(rng), np.float32), rng)
+
+
 def scribble(rng: np.random.Generator, size: int = 280) -> np.ndarray:
     """Draw a random scribble (a few jagged or looping strokes) as a canvas: RGBA uint8."""
     strokes = []
@@ -106,6 +114,20 @@ def prepared(images: Iterable[object]) -> Iterator[np.ndarray]:
             yield prepare_digit(image).input28  # type: ignore[arg-type]
         except RecognizerError:
             continue
+
+
+def read_cut_outs(images: Iterable[object], rng: np.random.Generator) -> Iterator[np.ndarray]:
+    """Yield a few of the model inputs read() classifies for each image: its digits, joins, cuts, whole."""
+    from mnist_bot.recognizer import alternatives  # the recognizer imports the pipeline, not training
+
+    for image in images:
+        try:
+            page = layout.ink_layout(layout.page_ink(image))  # type: ignore[arg-type]
+        except RecognizerError:
+            continue
+        cuts = [d for line in page.lines for d in alternatives(line)] + ([page.whole] if page.whole else [])
+        for i in rng.permutation(len(cuts))[:READ_CUTS]:
+            yield cuts[i].input28
 
 
 def _stacked(inputs: Iterable[np.ndarray]) -> np.ndarray:
@@ -130,6 +152,7 @@ def digit_inputs(
         "mnist photos": realistic.mnist_photos(train, counts.mnist_photos, rng).images / 255.0,
         "mnist canvases": realistic.mnist_canvases(train, counts.mnist_canvases, rng).images / 255.0,
         "number digits": realistic.mnist_number_digits(train, counts.number_photos, rng).images / 255.0,
+        "flagged ones": realistic.flagged_ones(train, counts.flagged_ones, rng).images / 255.0,
         "unipen digits": _stacked(prepared(syn.canvas_of_strokes(unipen[i][1], rng) for i in chosen)),
     }
 
@@ -137,16 +160,24 @@ def digit_inputs(
 def non_digit_inputs(
     handwriting: Path, counts: RejectCounts, rng: np.random.Generator
 ) -> dict[str, np.ndarray]:
-    """Render letters, blank paper and scribbles as users send them, by source: float32 (N, 28, 28)."""
+    """Render letters, blank paper and scribbles as users send them, by source: float32 (N, 28, 28).
+
+    Each photo and scribble is cut out as one digit and, a second time, as read() cuts a page.
+    """
     letters = load_letters(handwriting / LETTERS_FILE)
     canvases = rng.choice(len(letters), counts.letter_canvases, replace=False)
-    photos = rng.choice(len(letters), counts.letter_photos, replace=False)
-    blank = (syn.photograph(np.zeros((480, 640), np.float32), rng) for _ in range(counts.blank_photos))
+    picked = rng.choice(len(letters), counts.letter_photos, replace=False)
+    photos = [letter_photo(letters[i][1], rng) for i in picked]
+    blank = [blank_photo(rng) for _ in range(counts.blank_photos)]
+    scribbles = [scribble(rng) for _ in range(counts.scribbles)]
     return {
         "letter canvases": _stacked(prepared(syn.canvas_of_strokes(letters[i][1], rng) for i in canvases)),
-        "letter photos": _stacked(prepared(letter_photo(letters[i][1], rng) for i in photos)),
+        "letter photos": _stacked(prepared(photos)),
         "blank photos": _stacked(prepared(blank)),
-        "scribbles": _stacked(prepared(scribble(rng) for _ in range(counts.scribbles))),
+        "scribbles": _stacked(prepared(scribbles)),
+        "letter photos read": _stacked(read_cut_outs(photos, rng)),
+        "blank photos read": _stacked(read_cut_outs(blank, rng)),
+        "scribbles read": _stacked(read_cut_outs(scribbles, rng)),
     }
 
 
@@ -202,6 +233,23 @@ class RejectData:
     y: np.ndarray
     source: np.ndarray  # (N,) int: an index into `names`
     names: tuple[str, ...]
+
+
+def save_renders(path: Path, data: RejectData, calibration: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
+    """Save the rendered training and calibration inputs, so the head can be retrained without rendering."""
+    arrays = {"x": data.x, "y": data.y, "source": data.source, "names": np.array(data.names)}
+    for name, xy in calibration.items():
+        arrays |= {f"calibration/{name}/{part}": array for part, array in zip("xy", xy, strict=True)}
+    np.savez_compressed(path, allow_pickle=False, **arrays)
+
+
+def load_renders(path: Path) -> tuple[RejectData, dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """Load what `save_renders` saved: the training inputs and the calibration sets."""
+    with np.load(path) as saved:
+        data = RejectData(saved["x"], saved["y"], saved["source"], tuple(str(n) for n in saved["names"]))
+        names = sorted({key.split("/")[1] for key in saved.files if key.startswith("calibration/")})
+        calibration = {n: (saved[f"calibration/{n}/x"], saved[f"calibration/{n}/y"]) for n in names}
+    return data, calibration
 
 
 def build_reject_data(train: Split, handwriting: Path, counts: RejectCounts, seed: int) -> RejectData:

@@ -15,6 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from mnist_bot import render
 from mnist_bot.strokes import rasterise
 
 Strokes = list[np.ndarray]  # each stroke (n, 2) float32 x, y with y pointing down
@@ -34,7 +35,7 @@ TOUCH_OVERLAP = 2.0  # touching strokes meet or cross by up to this many pen wid
 FLAG_ZOOM = 4  # a 1's flag is drawn on the digit enlarged this much, then shrunk back
 FLAG_ANGLES = (30.0, 60.0)  # degrees between flag and stem: wider reads as a 7's bar
 FLAG_FLATTEST = 25.0  # degrees below the horizontal
-FLAG_LENGTHS = (0.2, 0.5)  # of the 1's height
+FLAG_LENGTHS = (0.2, 0.9)  # of the 1's height
 FOOT_SHARE = 0.1  # flagged 1s that also stand on a foot
 
 
@@ -153,10 +154,13 @@ def _log_uniform(rng: np.random.Generator, low: float, high: float) -> float:
 def flag_one(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Give a uint8 (28, 28) MNIST 1 a European flag: a stroke from its top down to the left.
 
-    MNIST's 1s are mostly bare sticks; many writers start a 1 with a long flag (and some end it
-    with a foot), which a model that never saw one reads as a 7.
+    MNIST's 1s are mostly bare sticks; many writers start a 1 with a flag (and some end it with a
+    foot), which a model that never saw one reads as a 7. Swiss writers' flags run nearly as long
+    as the stem, wider than MNIST's field leaves room for beside a centred 1, so the flag is drawn
+    on a field widened to its left and the flagged 1 fit into MNIST's box again.
     """
     big = cv2.resize(digit, None, fx=FLAG_ZOOM, fy=FLAG_ZOOM, interpolation=cv2.INTER_CUBIC)
+    big = np.pad(big, ((0, 0), (round(FLAG_LENGTHS[1] * big.shape[0]), 0)))
     ink = big > 127
     if np.count_nonzero(ink.any(axis=1)) < 2:
         return digit
@@ -164,9 +168,11 @@ def flag_one(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     strokes = [_flag(ink, pen, rng)]
     if rng.random() < FOOT_SHARE:
         strokes.append(_foot(ink, pen, rng))
-    drawn = rasterise([(points, pen) for points in strokes], (big.shape[1], big.shape[0])).astype(np.float32)
-    flag = cv2.resize(drawn, digit.shape[::-1], interpolation=cv2.INTER_AREA).round().astype(np.uint8)
-    return np.maximum(digit, flag)
+    drawn = rasterise([(points, pen) for points in strokes], (big.shape[1], big.shape[0]))
+    flagged = crop_to_ink(np.maximum(big, drawn.astype(np.uint8))).astype(np.float32) / 255.0
+    return (
+        np.asarray(render.centre_by_mass(render.fit_box(flagged)) * 255).clip(0, 255).round().astype(np.uint8)
+    )
 
 
 def _flag(ink: np.ndarray, pen: float, rng: np.random.Generator) -> np.ndarray:

@@ -1,9 +1,10 @@
 """Train the "not a digit" head on the digit CNN's frozen features, and ship both in one `.tflite`.
 
-The shipped CNN already knows digit shapes: its penultimate layer (128 units) separates a digit
-from a letter or a shadow far better than a small model trained from pixels. A small head on those
-frozen features answers P(digit); the digit model's weights, and so its ten probabilities, stay
-exactly as they are. The combined model gives both in one runtime call.
+The shipped CNN already knows digit shapes: its last conv stage (3x3x128, where strokes still lie
+where they were drawn) and its penultimate layer (128 units, what the digit answer reads) separate a
+digit from a letter or a shadow far better than a small model trained from pixels. A small head on
+those frozen features answers P(digit); the digit model's weights, and so its ten probabilities,
+stay exactly as they are. The combined model gives both in one runtime call.
 """
 
 from __future__ import annotations
@@ -59,9 +60,19 @@ def split(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return order[:cut], order[cut:]
 
 
+def head_features(cnn: keras.Model) -> Any:
+    """Return the tensor the head reads: the last conv stage, flattened, and the penultimate activations.
+
+    The penultimate layer alone was trained to tell digits apart, not digits from the rest: a
+    letter's features there sit among some digit's. The conv stage still shows the strokes.
+    """
+    flat = next(layer for layer in cnn.layers if isinstance(layer, layers.Flatten)).output
+    return layers.Concatenate(name="head_features")([flat, cnn.layers[-1].input])
+
+
 def feature_model(cnn: keras.Model) -> keras.Model:
-    """Return the CNN up to its penultimate activations (what its last Dense layer reads)."""
-    return keras.Model(cnn.inputs, cnn.layers[-1].input, name="features")
+    """Return the CNN up to the features the head reads."""
+    return keras.Model(cnn.inputs, head_features(cnn), name="features")
 
 
 def head(units: int) -> keras.Sequential:
@@ -79,10 +90,9 @@ def head(units: int) -> keras.Sequential:
 
 def combined(cnn: keras.Model, reject_head: keras.Model) -> keras.Model:
     """Return one model giving the CNN's ten probabilities and the head's P(digit)."""
-    features = cnn.layers[-1].input
     return keras.Model(
         cnn.inputs,
-        {DIGITS_OUTPUT: cnn.outputs[0], DIGITNESS_OUTPUT: reject_head(features)},
+        {DIGITS_OUTPUT: cnn.outputs[0], DIGITNESS_OUTPUT: reject_head(head_features(cnn))},
         name="cnn_reject",
     )
 
@@ -106,34 +116,58 @@ def reject_mask(p_digit: np.ndarray, unsure: np.ndarray, low: float, doubtful: f
 
 
 def choose_rule(scored: dict[str, Scored]) -> dict[str, float]:
-    """Pick (low, doubtful) rejecting the most non-digits while every set loses <= MAX_DIGITS_LOST digits.
+    """Pick the page's (low, doubtful) and the lone cut-out's (alone, alone_doubtful) levels.
 
-    `scored` maps a set name to (P(digit), unsure flags, is-digit labels).
+    `scored` maps a set name to (P(digit), unsure flags, is-digit labels). On a page the pair
+    rejecting the most non-digits while every set loses <= MAX_DIGITS_LOST of its digits; alone,
+    the lowest calibration digit's P(digit), and the highest doubtful level that loses none.
     """
-    grid = np.concatenate([np.geomspace(1e-4, 0.05, 30), np.linspace(0.06, 0.9, 29)])
-    best = (-1.0, 0.0, 0.0)
-    for low in grid:
-        for doubtful in grid[grid >= low]:
-            if any(_lost(s, low, doubtful) > MAX_DIGITS_LOST for s in scored.values()):
+    # A head that reads the conv stage is surest of its digits: its levels start far under 1e-4.
+    grid = np.concatenate([np.geomspace(1e-6, 0.05, 40), np.linspace(0.06, 0.9, 29)])
+    low, doubtful = _most_rejecting(scored, grid, grid, MAX_DIGITS_LOST)
+    alone = alone_level(scored)
+    _, alone_doubtful = _most_rejecting(scored, np.array([alone]), np.append(grid, alone), 0.0)
+    # What is no digit alone, losing no calibration digit, is no digit on a page either.
+    low, doubtful = max(low, alone), max(doubtful, alone_doubtful)
+    rule = {"low": low, "doubtful": doubtful, "alone": alone, "alone_doubtful": alone_doubtful}
+    return {name: _round_down(level) for name, level in rule.items()}
+
+
+def _round_down(level: float, digits: int = 4) -> float:
+    """Round a level down to `digits` significant digits: rounded up, it could turn away its own digit."""
+    if level <= 0:
+        return 0.0
+    step = 10.0 ** (np.floor(np.log10(level)) - digits + 1)
+    return float(np.floor(level / step) * step)
+
+
+def _most_rejecting(
+    scored: dict[str, Scored], lows: np.ndarray, doubtfuls: np.ndarray, max_lost: float
+) -> tuple[float, float]:
+    """Return the (low, doubtful) pair rejecting the most non-digits while each set loses <= max_lost."""
+    best = (-1.0, float(lows[0]), float(lows[0]))
+    for low in lows:
+        for doubtful in doubtfuls[doubtfuls >= low]:
+            if any(_lost(s, low, doubtful) > max_lost for s in scored.values()):
                 continue
             rejected = np.mean([_rejected(s, low, doubtful) for s in scored.values() if (s[2] == 0).any()])
             best = max(best, (float(rejected), float(low), float(doubtful)))
-    return {"low": round(best[1], 6), "doubtful": round(best[2], 6), "alone": alone_level(scored)}
+    return best[1], best[2]
 
 
 def alone_level(scored: dict[str, Scored]) -> float:
     """Return the P(digit) no calibration digit falls under: where a lone cut-out is turned away."""
-    return round(float(min(s[0][s[2] == DIGIT].min() for s in scored.values() if (s[2] == DIGIT).any())), 6)
+    return float(min(s[0][s[2] == DIGIT].min() for s in scored.values() if (s[2] == DIGIT).any()))
 
 
-def _lost(scored: Scored, low: float, doubtful: float, alone: float = 0.0) -> float:
+def _lost(scored: Scored, low: float, doubtful: float) -> float:
     """Return the share of a set's digits the rule turns away."""
     p, unsure, y = scored
     digits = y == DIGIT
     return float(reject_mask(p[digits], unsure[digits], low, doubtful).mean()) if digits.any() else 0.0
 
 
-def _rejected(scored: Scored, low: float, doubtful: float, alone: float = 0.0) -> float:
+def _rejected(scored: Scored, low: float, doubtful: float) -> float:
     """Return the share of a set's non-digits the rule turns away."""
     p, unsure, y = scored
     return float(reject_mask(p[y != DIGIT], unsure[y != DIGIT], low, doubtful).mean())
@@ -153,23 +187,22 @@ def report(
     names: Sequence[str],
     sources: np.ndarray,
 ) -> dict[str, dict[str, float]]:
-    """Say, per calibration set (and per source of the held-back set), how many of each class stay."""
-    out = {}
-    for name, s in scored.items():
-        out[name] = {"n": len(s[0]), "digits_lost": _lost(s, **rule)}
-        if (s[2] != DIGIT).any():
-            out[name]["non_digits_rejected"] = _rejected(s, **rule)
+    """Say, per calibration set (and per source of the held-back set), how many of each class stay.
+
+    `non_digits_rejected` is on a page; `alone_rejected` is for a cut-out alone in its image.
+    """
     held_back = scored.get("held-back renders")
+    parts = dict(scored)
     if held_back is not None:
         for i, source in enumerate(names):
             mask = sources == i
-            part = (held_back[0][mask], held_back[1][mask], held_back[2][mask])
-            lost, rejected = _lost(part, **rule), _rejected(part, **rule) if (part[2] != DIGIT).any() else 0.0
-            out[f"held-back {source}"] = {
-                "n": int(mask.sum()),
-                "digits_lost": lost,
-                "non_digits_rejected": rejected,
-            }
+            parts[f"held-back {source}"] = (held_back[0][mask], held_back[1][mask], held_back[2][mask])
+    out: dict[str, dict[str, float]] = {}
+    for name, s in parts.items():
+        out[name] = {"n": len(s[0]), "digits_lost": _lost(s, rule["low"], rule["doubtful"])}
+        if (s[2] != DIGIT).any():
+            out[name]["non_digits_rejected"] = _rejected(s, rule["low"], rule["doubtful"])
+            out[name]["alone_rejected"] = _rejected(s, rule["alone"], rule["alone_doubtful"])
     return {k: {m: round(float(v), 5) for m, v in vals.items()} for k, vals in out.items()}
 
 
@@ -203,7 +236,7 @@ def train_reject(
         "reject": {
             "command": command,
             "head": f"Dense({HEAD_UNITS}, relu) -> Dense(1, sigmoid) on the frozen {features.shape[1]} "
-            "penultimate activations",
+            "features: the last conv stage flattened and the penultimate activations",
             "parameters": int(reject_head.count_params()),
             "epochs": epochs,
             "seed": seed,
