@@ -100,7 +100,7 @@ def _train_reject_parser(sub: Any) -> None:
         type=Path,
         metavar="FILE",
         help="an .npz of the rendered inputs: read if it exists, else rendered and saved there "
-        "(retrains the head in seconds instead of rendering for half an hour)",
+        "(the head then retrains in seconds instead of rendering for about 18 minutes)",
     )
     p.add_argument(
         "--out",

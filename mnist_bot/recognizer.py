@@ -180,11 +180,8 @@ class RejectRule:
             return None
         low = float(rule["low"])
         doubtful, alone = float(rule.get("doubtful", low)), float(rule.get("alone", low))
-        words, alone_doubtful = (
-            float(rule.get("words", WORD_LINE_P_DIGIT)),
-            float(rule.get("alone_doubtful", alone)),
-        )
-        return cls(low, doubtful, alone, words, max(alone, alone_doubtful))
+        alone_doubtful = max(alone, float(rule.get("alone_doubtful", alone)))
+        return cls(low, doubtful, alone, float(rule.get("words", WORD_LINE_P_DIGIT)), alone_doubtful)
 
     def rejects(self, prediction: Prediction, on_page: bool = True) -> bool:
         """Tell whether a prediction's cut-out is no digit (a letter, a mark, a shadow)."""
@@ -300,11 +297,24 @@ def settle(
     `digits_of` drops what is no digit from the settled line, `is_digit` judges the whole, `margin`
     is a cut's.
     """
-    # Only what may be a digit is cut: a word's letters cut apart would pass for digits.
-    ways = {i: way for i, way in read.ways.items() if is_digit(read.singles[i])}
+    # Only what may be digits is cut: a group that may be a digit, or one whose every piece surely
+    # is one (two touching digits are no one digit). On a page a line of words has gone whole
+    # before this: its letters cut apart would pass for digits.
+    digit_ways = {
+        i: [
+            way for way in ways if is_digit(read.singles[i]) or all(is_digit(p) and not p.unsure for p in way)
+        ]
+        for i, ways in read.ways.items()
+    }
+    ways = {i: options for i, options in digit_ways.items() if options}
     cuts = winning_cuts(
         read.singles, ways, max(margin, LONE_SPLIT_MARGIN) if len(read.singles) == 1 else margin
     )
+    # A group that is no digit whole (touching digits are none) needs no margin: its likeliest cut
+    # into sure digits is all the reading it has.
+    for i, options in ways.items():
+        if i not in cuts and not is_digit(read.singles[i]):
+            cuts[i] = max(options, key=lambda way: sum(log_confidence(p) for p in way))
     # Joins first: the pieces of a broken digit may each be no digit, while their join is one.
     digits = digits_of(settle_line(read.singles, read.joined, cuts))
     if read.whole is not None and digits and reads_better_whole(digits, read.whole) and is_digit(read.whole):
@@ -476,8 +486,10 @@ class Recognizer:
         # Rated as laid out, nothing turned away: dropping a sideways page's worst-read pieces as
         # no digits would make what is left read well upright.
         rating = settle(replace(readings, ways={}))
-        if not settle(replace(readings, ways={}), digits_of, is_digit):
-            return None, rating  # a line of words, or of marks: cutting its letters makes no digits
+        # On a page, a line of words or of marks goes whole: cutting its letters makes no digits.
+        # Alone, the line is what the user sent: touching digits are no digit uncut, only cut.
+        if on_page and not settle(replace(readings, ways={}), digits_of, is_digit):
+            return None, rating
         digits = settle(readings, digits_of, is_digit)
         reading = NumberReading(text="".join(str(p.digit) for p in digits), digits=digits) if digits else None
         return reading, rating

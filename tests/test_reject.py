@@ -243,3 +243,31 @@ def test_the_head_trains_from_saved_renders_and_leaves_the_digit_answers_as_they
     before = LiteRtRuntime(shipped.with_suffix(".tflite")).predict(x)
     assert np.array_equal(probabilities, before) and p_digit is not None and p_digit.shape == (40,)
     assert result.metadata["reject"]["parameters"] > 32 * 128  # it reads the conv stage too
+
+
+def reading(digit: int, confidence: float, p_digit: float) -> Prediction:
+    """A prediction of `digit` at `confidence` (the rest spread evenly) with the given P(digit)."""
+    rest = (1 - confidence) / 9
+    probabilities = tuple(confidence if d == digit else rest for d in range(10))
+    unsure = confidence < 0.8
+    return Prediction(digit, confidence, probabilities, unsure, np.zeros((28, 28)), digit_probability=p_digit)
+
+
+def test_touching_digits_no_digit_whole_are_read_as_their_cut_into_sure_digits() -> None:
+    from mnist_bot.recognizer import LineReadings, settle
+
+    rule = RejectRule(low=0.01, doubtful=0.1, alone=0.01, alone_doubtful=0.1)
+
+    def is_digit(p: Prediction) -> bool:
+        return not rule.rejects(p, on_page=False)
+
+    pair = reading(8, 0.9, 1e-4)  # two touching digits read whole: no digit, though a sure-looking 8
+    cut = (reading(3, 0.99, 0.6), reading(5, 0.97, 0.8))
+    # The cut reads less surely than the whole (0.96 against 0.9 with the lone margin), yet wins.
+    assert [p.digit for p in settle(LineReadings([pair], {}, {0: [cut]}, None), is_digit=is_digit)] == [3, 5]
+    # A cut into unsure pieces (a letter's strokes) is no reading of what is no digit.
+    weak = (reading(1, 0.6, 0.5), reading(1, 0.99, 0.9))
+    assert (
+        settle(LineReadings([pair], {}, {0: [weak]}, None), lambda d: [p for p in d if is_digit(p)], is_digit)
+        == []
+    )

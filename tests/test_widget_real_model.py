@@ -46,19 +46,24 @@ def test_real_handwriting_drawn_on_the_pad_is_read_correctly(shipped: Recognizer
     samples = load_unipen(UNIPEN, np.random.default_rng(0))[:400]
     rng = np.random.default_rng(1)
     chat = DigitChat(shipped, user="test")
-    right = unsure = split = 0
+    right = unsure = split = no_digit = 0
     for index, (label, strokes, _writer) in enumerate(samples):
         chat.pen_slider.value = int(rng.integers(10, 26))
         replay(chat, fit_to_pad(strokes, rng.uniform(0.45, 0.85)), touch=index % 2 == 1)
         chat.send_button.click()
         answer = chat.messages[-1].answer
-        assert answer is not None, chat.messages[-1].text
+        if answer is None:  # turned away by the reject: the chat says so
+            assert "doesn't look like a digit" in chat.messages[-1].text
+            no_digit += 1
+            continue
         right += (str(answer.digit) if isinstance(answer, Prediction) else answer.text) == str(label)
         unsure += answer.unsure
         split += not isinstance(answer, Prediction)  # the pad reads numbers too: one digit read as two
-    # Measured through read() (the pad reads numbers and pages): 394 of 400 right, 3 read as two
+    # Measured through read() (the pad reads numbers and pages): 394 of 400 right, 2 read as two
     # digits (sizes 45-85% of the pad, pens 10-25 px); predict() on the same drawings: 396 right.
+    # One is turned away: a 4 whose two strokes lie far apart, read as a 6 before the head saw strokes.
     assert right / len(samples) >= 0.95
+    assert no_digit / len(samples) <= 0.01
     assert unsure / len(samples) <= 0.06
     assert split / len(samples) <= 0.02
 
