@@ -297,13 +297,11 @@ def settle(
     `digits_of` drops what is no digit from the settled line, `is_digit` judges the whole, `margin`
     is a cut's.
     """
-    # Only what may be digits is cut: a group that may be a digit, or one whose every piece surely
-    # is one (two touching digits are no one digit). On a page a line of words has gone whole
-    # before this: its letters cut apart would pass for digits.
+    # Only what may be digits is cut: a group that may be a digit, or one whose every piece may be
+    # (two touching digits are no one digit). On a page a line of words has gone whole before
+    # this: its letters cut apart would pass for digits.
     digit_ways = {
-        i: [
-            way for way in ways if is_digit(read.singles[i]) or all(is_digit(p) and not p.unsure for p in way)
-        ]
+        i: [way for way in ways if is_digit(read.singles[i]) or all(is_digit(p) for p in way)]
         for i, ways in read.ways.items()
     }
     ways = {i: options for i, options in digit_ways.items() if options}
@@ -311,7 +309,7 @@ def settle(
         read.singles, ways, max(margin, LONE_SPLIT_MARGIN) if len(read.singles) == 1 else margin
     )
     # A group that is no digit whole (touching digits are none) needs no margin: its likeliest cut
-    # into sure digits is all the reading it has.
+    # into digits is all the reading it has.
     for i, options in ways.items():
         if i not in cuts and not is_digit(read.singles[i]):
             cuts[i] = max(options, key=lambda way: sum(log_confidence(p) for p in way))

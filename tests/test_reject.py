@@ -253,7 +253,7 @@ def reading(digit: int, confidence: float, p_digit: float) -> Prediction:
     return Prediction(digit, confidence, probabilities, unsure, np.zeros((28, 28)), digit_probability=p_digit)
 
 
-def test_touching_digits_no_digit_whole_are_read_as_their_cut_into_sure_digits() -> None:
+def test_touching_digits_no_digit_whole_are_read_as_their_cut_into_digits() -> None:
     from mnist_bot.recognizer import LineReadings, settle
 
     rule = RejectRule(low=0.01, doubtful=0.1, alone=0.01, alone_doubtful=0.1)
@@ -265,8 +265,8 @@ def test_touching_digits_no_digit_whole_are_read_as_their_cut_into_sure_digits()
     cut = (reading(3, 0.99, 0.6), reading(5, 0.97, 0.8))
     # The cut reads less surely than the whole (0.96 against 0.9 with the lone margin), yet wins.
     assert [p.digit for p in settle(LineReadings([pair], {}, {0: [cut]}, None), is_digit=is_digit)] == [3, 5]
-    # A cut into unsure pieces (a letter's strokes) is no reading of what is no digit.
-    weak = (reading(1, 0.6, 0.5), reading(1, 0.99, 0.9))
+    # A cut with a piece that is no digit either is no reading of what is no digit.
+    weak = (reading(1, 0.6, 0.001), reading(1, 0.99, 0.9))
     assert (
         settle(LineReadings([pair], {}, {0: [weak]}, None), lambda d: [p for p in d if is_digit(p)], is_digit)
         == []
