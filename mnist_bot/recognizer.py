@@ -297,22 +297,19 @@ def settle(
     `digits_of` drops what is no digit from the settled line, `is_digit` judges the whole, `margin`
     is a cut's.
     """
-    # Only what may be digits is cut: a group that may be a digit, or one whose every piece may be
-    # (two touching digits are no one digit). On a page a line of words has gone whole before
+    # Only what may be digits is cut: a group that may be a digit, or (two touching digits are no
+    # one digit) a cut whose every piece may be. On a page a line of words has gone whole before
     # this: its letters cut apart would pass for digits.
+    whole_digit = {i: is_digit(read.singles[i]) for i in read.ways}
     digit_ways = {
-        i: [way for way in ways if is_digit(read.singles[i]) or all(is_digit(p) for p in way)]
+        i: [way for way in ways if whole_digit[i] or all(is_digit(p) for p in way)]
         for i, ways in read.ways.items()
     }
     ways = {i: options for i, options in digit_ways.items() if options}
-    cuts = winning_cuts(
-        read.singles, ways, max(margin, LONE_SPLIT_MARGIN) if len(read.singles) == 1 else margin
-    )
-    # A group that is no digit whole (touching digits are none) needs no margin: its likeliest cut
-    # into digits is all the reading it has.
-    for i, options in ways.items():
-        if i not in cuts and not is_digit(read.singles[i]):
-            cuts[i] = max(options, key=lambda way: sum(log_confidence(p) for p in way))
+    cut_margin = max(margin, LONE_SPLIT_MARGIN) if len(read.singles) == 1 else margin
+    # A group that is no digit whole needs no margin: its likeliest cut is all the reading it has.
+    cuts = winning_cuts(read.singles, {i: w for i, w in ways.items() if whole_digit[i]}, cut_margin)
+    cuts |= winning_cuts(read.singles, {i: w for i, w in ways.items() if not whole_digit[i]}, -math.inf)
     # Joins first: the pieces of a broken digit may each be no digit, while their join is one.
     digits = digits_of(settle_line(read.singles, read.joined, cuts))
     if read.whole is not None and digits and reads_better_whole(digits, read.whole) and is_digit(read.whole):

@@ -29,6 +29,7 @@ from mnist_bot import layout
 from mnist_bot.data import Split
 from mnist_bot.errors import RecognizerError
 from mnist_bot.preprocess import Box, prepare_digit
+from mnist_bot.recognizer import alternatives
 from mnist_bot.training import pages, realistic
 from mnist_bot.training import synthetic as syn
 
@@ -118,8 +119,6 @@ def prepared(images: Iterable[object]) -> Iterator[np.ndarray]:
 
 def read_cut_outs(images: Iterable[object], rng: np.random.Generator) -> Iterator[np.ndarray]:
     """Yield a few of the model inputs read() classifies for each image: its digits, joins, cuts, whole."""
-    from mnist_bot.recognizer import alternatives  # the recognizer imports the pipeline, not training
-
     for image in images:
         try:
             page = layout.ink_layout(layout.page_ink(image))  # type: ignore[arg-type]
