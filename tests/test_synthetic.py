@@ -332,6 +332,32 @@ def test_load_unipen_flips_y_drops_lou_and_unknown_quality(tmp_path: Path) -> No
     assert set(syn.group_by_writer(samples)) == {"w1", "w3"}
 
 
+def test_load_unipen_verified_keeps_checked_labels_and_drops_self_normalized_strokes(tmp_path: Path) -> None:
+    records = [
+        {"label": "3", "site": "syn", "file": "w1", "quality": "OK", "strokes": [[[1, 10], [2, 20]]]},
+        {"label": "0", "site": "val", "file": "w2", "quality": "?", "strokes": [[[5, 5], [9, 9]]]},
+        # ibm: every stroke starts its own box at (0, 0), so the strokes lose their layout
+        {
+            "label": "4",
+            "site": "ibm",
+            "file": "w3",
+            "quality": "OK",
+            "strokes": [[[0, 3], [2, 0]], [[0, 0], [4, 1]]],
+        },
+        {
+            "label": "7",
+            "site": "ibm",
+            "file": "w3",
+            "quality": "OK",
+            "strokes": [[[0, 3], [2, 0]], [[3, 1], [4, 6]]],
+        },
+    ]
+    path = tmp_path / "unipen.jsonl.gz"
+    path.write_bytes(gzip.compress("\n".join(json.dumps(r) for r in records).encode()))
+    assert [label for label, _, _ in syn.load_unipen(path, verified=True)] == [3, 7]
+    assert [label for label, _, _ in syn.load_unipen(path)] == [3, 0, 4, 7]
+
+
 def test_load_semeion_reads_bitmaps_and_one_hot_labels(tmp_path: Path) -> None:
     pixels = np.zeros(256, dtype=int)
     pixels[:16] = 1  # top row inked

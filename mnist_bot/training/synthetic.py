@@ -35,7 +35,7 @@ TOUCH_OVERLAP = 2.0  # touching strokes meet or cross by up to this many pen wid
 FLAG_ZOOM = 4  # a 1's flag is drawn on the digit enlarged this much, then shrunk back
 FLAG_ANGLES = (30.0, 60.0)  # degrees between flag and stem: wider reads as a 7's bar
 FLAG_FLATTEST = 25.0  # degrees below the horizontal
-FLAG_LENGTHS = (0.2, 0.9)  # of the 1's height
+FLAG_LENGTHS = (0.2, 1.0)  # of the 1's height
 FOOT_SHARE = 0.1  # flagged 1s that also stand on a foot
 
 
@@ -725,15 +725,26 @@ def scan_of_bitmap(bitmap: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 # ---------------------------------------------------------------- loaders
 
 
-def load_unipen(path: str | Path, rng: np.random.Generator | None = None) -> list[UnipenSample]:
-    """Read UNIPEN 1a digits as (label, strokes with y down, writer), dropping site `lou` and bad quality."""
+def load_unipen(
+    path: str | Path, rng: np.random.Generator | None = None, *, verified: bool = False
+) -> list[UnipenSample]:
+    """Read UNIPEN 1a digits as (label, strokes with y down, writer), dropping site `lou` and bad quality.
+
+    `verified` keeps only the donors' checked labels ("OK") and drops the ibm samples whose strokes
+    were each normalized on their own: the unchecked ones hold "00"s and dots labelled 0, which
+    would set a reject level meant for digits.
+    """
+    qualities = {"OK"} if verified else {"OK", "?"}
     samples: list[UnipenSample] = []
     with gzip.open(path, "rt", encoding="utf-8") as lines:
         for line in lines:
             record = json.loads(line)
-            if record["site"] == "lou" or record["quality"] not in {"OK", "?"}:
+            if record["site"] == "lou" or record["quality"] not in qualities:
                 continue
-            strokes = [np.array(s, dtype=np.float32).reshape(-1, 2) * (1, -1) for s in record["strokes"] if s]
+            raw = [np.array(s, dtype=np.float32).reshape(-1, 2) for s in record["strokes"] if s]
+            if verified and all(not s.min(axis=0).any() for s in raw):
+                continue
+            strokes = [s * (1, -1) for s in raw]
             if strokes:
                 samples.append((int(record["label"]), strokes, str(record["file"])))
     if rng is not None:
