@@ -60,15 +60,19 @@ SEED_ORDER = (
     "blank",
 )
 SEED_ORDER += ("real_photo", "real_drawn", "real_page", *FAILURE_KINDS, "letters", "scribble", "touching")
+SEED_ORDER += ("unipen_verified",)
 REAL_KINDS = ("real_photo", "real_drawn", "real_page")  # files in real-dev, by its `kind` column
 REAL_DEV_KIND = {"real_photo": "photo", "real_drawn": "drawn", "real_page": "page"}
 # Real rows first: they are the figure that counts.
-KINDS = ("real_photo", "real_drawn", "real_page", "unipen", "mnist", "mnist_pipeline", "photo", "canvas")
+KINDS = ("real_photo", "real_drawn", "real_page", "unipen", "unipen_verified", "mnist", "mnist_pipeline")
+KINDS += ("photo", "canvas")
 KINDS += (*FAILURE_KINDS, "semeion", "optdigits", "number", "touching", "blank", "letters", "scribble")
 NOT_DIGIT_KINDS = {"blank", "letters", "scribble"}  # right = "no digit here"
+HANDWRITING_KINDS = {"unipen", "unipen_verified", "semeion", "optdigits"}  # read from ../shared/handwriting
 SEQUENCE_KINDS = {"number", "touching", "real_page"}  # scored as a whole reading and digit by digit
 NO_DIGIT = ""  # the true answer for blank paper: "no digit here" (an EmptyImageError), not a guess
-TARGETS = {"real_photo": 0.995, "real_drawn": 0.995, "unipen": 0.99, "photo": 0.99, "canvas": 0.99}
+TARGETS = {"real_photo": 0.995, "real_drawn": 0.995, "unipen": 0.99, "unipen_verified": 0.99}
+TARGETS |= {"photo": 0.99, "canvas": 0.99}
 TARGETS |= {"number": 0.95}
 DESCRIPTIONS = {
     "real_photo": "real-dev: real scans and phone photos of one digit",
@@ -79,6 +83,7 @@ DESCRIPTIONS = {
     "photo": "phone photos of MNIST test digits (JPEG)",
     "canvas": "MNIST test digits re-stroked on a 280x280 RGBA canvas",
     "unipen": "real UNIPEN pen trajectories of held-out writers, 280x280 RGBA canvas",
+    "unipen_verified": "the same writers, only labels the donors checked (no '00's or dots labelled 0)",
     "semeion": "Semeion 16x16 scans, upscaled grey",
     "optdigits": "optdigits 32x32 scans, upscaled grey",
     "number": "photos of 2-10 digit numbers (whole number right)",
@@ -227,6 +232,7 @@ class Sources:
     optdigits: tuple[np.ndarray, np.ndarray] | None
     real_dev: dict[str, list[Sample]] = field(default_factory=dict)  # by kind: file bytes and label
     letters: list[reject.Letter] | None = None  # held-out writers' letters and symbols
+    unipen_verified: list[syn.UnipenSample] | None = None  # the same writers, checked labels only
 
 
 def load_real_dev(folder: Path) -> dict[str, list[Sample]]:
@@ -261,6 +267,9 @@ def load_sources(
         mnist_x=test.images,
         mnist_y=test.labels,
         unipen=held_out(syn.load_unipen(unipen)) if unipen.is_file() else None,
+        unipen_verified=held_out(syn.load_unipen(unipen, verified=True))
+        if "unipen_verified" in kinds and unipen.is_file()
+        else None,
         semeion=syn.load_semeion(semeion) if semeion.is_file() else None,
         optdigits=optdigits,
         # Reading real-dev's files and parsing 105,130 letters takes seconds: only when asked for.
@@ -287,7 +296,7 @@ def samples(kind: str, sources: Sources, n: int, rng: np.random.Generator) -> It
     if kind in REAL_KINDS:
         yield from _real_dev(sources.real_dev.get(kind, []), n, rng)
         return
-    if kind in {"unipen", "semeion", "optdigits"}:
+    if kind in HANDWRITING_KINDS:
         yield from _real(kind, sources, n, rng)
         return
     if kind == "blank":
@@ -343,8 +352,8 @@ def _numbers(
 
 def _real(kind: str, sources: Sources, n: int, rng: np.random.Generator) -> Iterator[Sample]:
     """Yield real handwriting by other writers: UNIPEN drawn as canvases, scans upscaled as grey images."""
-    if kind == "unipen":
-        unipen = sources.unipen or []
+    if kind in {"unipen", "unipen_verified"}:
+        unipen = getattr(sources, kind) or []
         for i in _pick(len(unipen), min(n, len(unipen)), rng):
             label, strokes, writer = unipen[i]
             yield Sample(syn.canvas_of_strokes(strokes, rng), str(label), writer.split("/")[2])
@@ -367,7 +376,7 @@ def available(kind: str, sources: Sources) -> bool:
         return bool(sources.real_dev.get(kind))
     if kind == "letters":
         return bool(sources.letters)
-    return kind not in {"unipen", "semeion", "optdigits"} or getattr(sources, kind) is not None
+    return kind not in HANDWRITING_KINDS or getattr(sources, kind) is not None
 
 
 # ---------------------------------------------------------------- scoring
