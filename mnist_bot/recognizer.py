@@ -307,9 +307,12 @@ def settle(
     }
     ways = {i: options for i, options in digit_ways.items() if options}
     cut_margin = max(margin, LONE_SPLIT_MARGIN) if len(read.singles) == 1 else margin
-    # A group that is no digit whole needs no margin: its likeliest cut is all the reading it has.
-    cuts = winning_cuts(read.singles, {i: w for i, w in ways.items() if whole_digit[i]}, cut_margin)
-    cuts |= winning_cuts(read.singles, {i: w for i, w in ways.items() if not whole_digit[i]}, -math.inf)
+    # A group that is no digit whole needs no margin when its reading is a guess (two touching
+    # digits squeezed into one 28x28 are): its likeliest cut is all the reading it has. One read
+    # surely (a 1 whose flag crosses its stem, read as flag and stem) is cut as any other group.
+    guessed = {i for i in ways if not whole_digit[i] and read.singles[i].unsure}
+    cuts = winning_cuts(read.singles, {i: w for i, w in ways.items() if i not in guessed}, cut_margin)
+    cuts |= winning_cuts(read.singles, {i: w for i, w in ways.items() if i in guessed}, -math.inf)
     # Joins first: the pieces of a broken digit may each be no digit, while their join is one.
     digits = digits_of(settle_line(read.singles, read.joined, cuts))
     if read.whole is not None and digits and reads_better_whole(digits, read.whole) and is_digit(read.whole):

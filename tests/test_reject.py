@@ -261,10 +261,22 @@ def test_touching_digits_no_digit_whole_are_read_as_their_cut_into_digits() -> N
     def is_digit(p: Prediction) -> bool:
         return not rule.rejects(p, on_page=False)
 
-    pair = reading(8, 0.9, 1e-4)  # two touching digits read whole: no digit, though a sure-looking 8
+    pair = reading(8, 0.7, 1e-4)  # two touching digits read whole: no digit, and a guess
     cut = (reading(3, 0.99, 0.6), reading(5, 0.97, 0.8))
-    # The cut reads less surely than the whole (0.96 against 0.9 with the lone margin), yet wins.
+    # The cut reads less surely than the whole with the lone margin (0.96 against 2 x 0.7), yet wins.
     assert [p.digit for p in settle(LineReadings([pair], {}, {0: [cut]}, None), is_digit=is_digit)] == [3, 5]
+    # A sure reading whole (a 1 whose flag crosses its stem; flag and stem read as two 1s) is cut
+    # only by the lone margin, as any group: no digit whole, it is no digit.
+    odd_one = reading(1, 0.99, 1e-4)
+    flag_and_stem = (reading(1, 0.999, 0.5), reading(1, 0.998, 0.5))  # surer than the whole, not twice
+    assert (
+        settle(
+            LineReadings([odd_one], {}, {0: [flag_and_stem]}, None),
+            lambda d: [p for p in d if is_digit(p)],
+            is_digit,
+        )
+        == []
+    )
     # A cut with a piece that is no digit either is no reading of what is no digit.
     weak = (reading(1, 0.6, 0.001), reading(1, 0.99, 0.9))
     assert (

@@ -44,9 +44,9 @@ def test_letters_are_rejected_and_digits_kept_on_a_fixed_set(
     images = [syn.canvas_of_strokes(unipen[i][1], rng) for i in rng.choice(len(unipen), 60, replace=False)]
     images += [syn.photo_of_digit(mnist.test.images[i], rng) for i in range(60)]
     digits = plain.predict_batch(images)
-    # Measured 32.5% of these letters, alone or on a page (calibration: 36.7% of held-out letters).
-    assert sum(rule.rejects(p) for p in drawn) >= 0.25 * len(drawn)
-    assert sum(rule.rejects(p, on_page=False) for p in drawn) >= 0.25 * len(drawn)
+    # Measured 71.2% of these letters on a page and 67.5% alone (calibration: 69.2% and 61.7%).
+    assert sum(rule.rejects(p) for p in drawn) >= 0.6 * len(drawn)
+    assert sum(rule.rejects(p, on_page=False) for p in drawn) >= 0.55 * len(drawn)
     assert sum(rule.rejects(p) for p in digits) <= 1
     assert not any(rule.rejects(p, on_page=False) for p in digits)
 
@@ -56,8 +56,8 @@ def test_photos_of_blank_paper_answer_no_digit(recognizer: Recognizer) -> None:
     photos = [syn.photograph(np.zeros(syn.frame_shape(rng), np.float32), rng) for _ in range(20)]
     plain = Recognizer(recognizer.runtime, reject=RejectRule(0.0, 0.0, 0.0))
     answered = sum(_no_digit(recognizer, photo) for photo in photos)
-    # Measured 16 of these 20 (12 without the reject); 79% of 400 in the benchmark.
-    assert answered >= sum(_no_digit(plain, photo) for photo in photos) and answered >= 14
+    # Measured 20 of these 20 (12 without the reject); 93% of 2,000 in the benchmark.
+    assert answered >= sum(_no_digit(plain, photo) for photo in photos) and answered >= 18
 
 
 def test_letters_of_a_words_line_on_a_page_are_dropped(recognizer: Recognizer, mnist_dir: Path) -> None:

@@ -142,7 +142,7 @@ def digit_inputs(
     picks = rng.choice(len(train.images), counts.mnist_grey, replace=False)
     unipen = [
         s
-        for s in syn.load_unipen(handwriting / realistic.UNIPEN_FILE)
+        for s in syn.load_unipen(handwriting / realistic.UNIPEN_FILE, verified=True)
         if not realistic.is_held_out_writer(s[2])
     ]
     chosen = rng.choice(len(unipen), min(counts.unipen_digits, len(unipen)), replace=False)
@@ -278,7 +278,9 @@ def calibration_inputs(handwriting: Path, count: int, seed: int) -> dict[str, tu
     """
     rng = np.random.default_rng(seed)
     unipen = [
-        s for s in syn.load_unipen(handwriting / realistic.UNIPEN_FILE) if realistic.is_held_out_writer(s[2])
+        s
+        for s in syn.load_unipen(handwriting / realistic.UNIPEN_FILE, verified=True)
+        if realistic.is_held_out_writer(s[2])
     ]
     letters = load_letters(handwriting / LETTERS_FILE, held_out=True)
     chosen = rng.choice(len(unipen), min(count, len(unipen)), replace=False)
