@@ -328,7 +328,7 @@ def _pick(size: int, n: int, rng: np.random.Generator) -> np.ndarray:
 def _blank_photos(n: int, rng: np.random.Generator) -> Iterator[Sample]:
     """Yield photos of paper with nothing written on it: lighting, shadows, rule lines, grain."""
     for _ in range(n):
-        yield Sample(syn.photograph(np.zeros(syn.frame_shape(rng), np.float32), rng), NO_DIGIT)
+        yield Sample(syn.blank_photo(rng), NO_DIGIT)
 
 
 def _letters(letters: list[reject.Letter], n: int, rng: np.random.Generator) -> Iterator[Sample]:

@@ -271,7 +271,7 @@ def test_grain_of_blank_paper_is_no_ink_and_every_digit_stroke_stays(
     mnist: Mnist, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     rng = np.random.default_rng(3)
-    blank = [syn.photograph(np.zeros(syn.frame_shape(rng), np.float32), rng) for _ in range(30)]
+    blank = [syn.blank_photo(rng) for _ in range(30)]
     digits = [syn.photo_of_digit(mnist.test.images[i], rng) for i in range(30)]
     kept_digits = [_blob_boxes(photo) for photo in digits]
     empty = sum(_blob_boxes(photo) is None for photo in blank)

@@ -94,11 +94,6 @@ def letter_photo(strokes: list[np.ndarray], rng: np.random.Generator) -> bytes:
     return syn.photograph(syn.place(syn.rotate_mask(small, rng.uniform(-12, 12)), (height, width), rng), rng)
 
 
-def blank_photo(rng: np.random.Generator) -> bytes:
-    """Photograph blank paper (plain, ruled or squared, in shadow or not) at a phone photo's size."""
-    return syn.photograph(np.zeros(syn.frame_shape(rng), np.float32), rng)
-
-
 def scribble(rng: np.random.Generator, size: int = 280) -> np.ndarray:
     """Draw a random scribble (a few jagged or looping strokes) as a canvas: RGBA uint8."""
     strokes = []
@@ -167,7 +162,7 @@ def non_digit_inputs(
     canvases = rng.choice(len(letters), counts.letter_canvases, replace=False)
     picked = rng.choice(len(letters), counts.letter_photos, replace=False)
     photos = [letter_photo(letters[i][1], rng) for i in picked]
-    blank = [blank_photo(rng) for _ in range(counts.blank_photos)]
+    blank = [syn.blank_photo(rng) for _ in range(counts.blank_photos)]
     scribbles = [scribble(rng) for _ in range(counts.scribbles)]
     return {
         "letter canvases": _stacked(prepared(syn.canvas_of_strokes(letters[i][1], rng) for i in canvases)),

@@ -456,6 +456,11 @@ def photograph(ink: np.ndarray, rng: np.random.Generator) -> bytes:
     return photograph_sheet(paper(ink.shape, rng), ink, rng)[0]
 
 
+def blank_photo(rng: np.random.Generator) -> bytes:
+    """Photograph blank paper (plain, ruled or squared, in shadow or not) at a phone photo's size."""
+    return photograph(np.zeros(frame_shape(rng), np.float32), rng)
+
+
 def photograph_sheet(
     sheet: np.ndarray, ink: np.ndarray, rng: np.random.Generator, blur_scale: float | None = None
 ) -> tuple[bytes, np.ndarray]:
