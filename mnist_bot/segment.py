@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import cv2
@@ -140,13 +141,15 @@ def _span(group: list[Component]) -> tuple[int, int]:
 def attach_flat(groups: list[list[Component]]) -> list[list[Component]]:
     """Merge groups far shorter than the digits (the detached hat of a 5) into their nearer neighbour."""
     height = float(np.median([_height(g) for g in groups]))
-    middle = float(np.median([_middle(g) for g in groups]))
+    middle = middle_line(groups, height)
     merged = [list(g) for g in groups]
     i = 0
     while i < len(merged) and len(merged) > 1:
         # A hat sits above the line's middle; a short mark reaching below it is a small digit (an "o").
+        # The middle follows the line's slope: on a number photographed at a slant, the end digits'
+        # hats lie below the middle of the line as a whole.
         if _height(merged[i]) >= FLAT_SHARE * height or (
-            len(groups) >= 3 and max(c.y + c.h for c in merged[i]) > middle
+            len(groups) >= 3 and max(c.y + c.h for c in merged[i]) > middle(_centre_x(merged[i]))
         ):
             i += 1
             continue
@@ -158,6 +161,20 @@ def attach_flat(groups: list[list[Component]]) -> list[list[Component]]:
         del merged[i]
         i = min(i, j)  # the grown group may still be flat: look at it again
     return merged
+
+
+def middle_line(groups: list[list[Component]], height: float) -> Callable[[float], float]:
+    """Return the line's middle at a column: fitted through the groups' middles, following its slope."""
+    x = np.array([_centre_x(g) for g in groups])
+    y = np.array([_middle(g) for g in groups])
+    slope = line_slope(x, y, height)
+    intercept = float(np.median(y - slope * x))
+    return lambda column: intercept + slope * column
+
+
+def _centre_x(group: list[Component]) -> float:
+    """Return the horizontal centre of a group's box."""
+    return (min(c.x for c in group) + max(c.x + c.w for c in group)) / 2
 
 
 def _height(group: list[Component]) -> int:

@@ -230,6 +230,15 @@ def test_a_flat_mark_far_from_any_digit_stays_apart() -> None:
     assert len(segment.attach_flat([[left], [dash], [right]])) == 3
 
 
+def test_a_hat_at_the_low_end_of_a_sloping_number_joins_its_digit() -> None:
+    # Photographed at a slant, the number runs down to the right: the last digit's hat lies below
+    # the middle of the line as a whole, but above the middle of the line where it is.
+    digits = [Component(i + 1, 120 * i, 25 * i, 60, 100, 900) for i in range(4)]
+    hat = Component(9, 120 * 3 + 40, 25 * 3 - 10, 60, 14, 300)
+    groups = segment.attach_flat([[d] for d in digits] + [[hat]])
+    assert [[c.label for c in g] for g in groups] == [[1], [2], [3], [4, 9]]
+
+
 # --- the real shipped model ---------------------------------------------------------------------------
 
 
