@@ -240,31 +240,51 @@ def settle_line(
     return digits
 
 
+Score = Callable[[Prediction], float]
+
+
 def winning_cuts(
-    singles: list[Prediction], ways: dict[int, list[tuple[Prediction, ...]]], margin: float = SPLIT_MARGIN
+    singles: list[Prediction],
+    ways: dict[int, list[tuple[Prediction, ...]]],
+    margin: float = SPLIT_MARGIN,
+    score: Score | None = None,
 ) -> dict[int, tuple[Prediction, ...]]:
     """Return, for each group read better cut into pieces (by `margin` nats), the pieces' readings."""
-    cuts = {i: best_cut(singles[i], options, margin) for i, options in ways.items()}
+    cuts = {i: best_cut(singles[i], options, margin, score) for i, options in ways.items()}
     return {i: cut for i, cut in cuts.items() if cut is not None}
 
 
 def best_cut(
-    whole: Prediction, ways: list[tuple[Prediction, ...]], margin: float = SPLIT_MARGIN
+    whole: Prediction,
+    ways: list[tuple[Prediction, ...]],
+    margin: float = SPLIT_MARGIN,
+    score: Score | None = None,
 ) -> tuple[Prediction, ...] | None:
     """Return the likeliest cut of a group when it beats the group read whole by `margin` nats, else None.
 
-    A cut's likelihood is its pieces' joint probability (each piece right), so every extra piece
-    must read surely to pay for itself: a wide 0 cut in two reads as two weak guesses, while two
-    touching digits cut apart each read about as surely as any digit, and read whole as a guess.
+    A cut's likelihood is its pieces' joint probability (each piece right: `score`, by default
+    `log_likelihood`), so every extra piece must read surely to pay for itself: a wide 0 cut in two
+    reads as two weak guesses, while two touching digits cut apart each read about as surely as any
+    digit, and read whole as a guess.
     """
-    scores = [sum(log_confidence(p) for p in way) for way in ways]
+    score = score or log_likelihood
+    scores = [sum(score(p) for p in way) for way in ways]
     best = int(np.argmax(scores))
-    return ways[best] if scores[best] > log_confidence(whole) + margin else None
+    return ways[best] if scores[best] > score(whole) + margin else None
 
 
 def log_confidence(prediction: Prediction) -> float:
     """Return the log of a reading's confidence, floored at 0.001 as mean_log_confidence does."""
     return float(np.log(max(prediction.confidence, 1e-3)))
+
+
+def log_likelihood(prediction: Prediction) -> float:
+    """Return the log of the chance that a cut-out is a digit and read right: confidence x P(digit).
+
+    The classifier reads most pieces of a digit cut apart (a 0's two halves, a 4's stem) as some
+    digit surely; the reject head knows them for no digit. Each floored at 0.001.
+    """
+    return log_confidence(prediction) + float(np.log(max(prediction.digit_probability, 1e-3)))
 
 
 @dataclass(frozen=True)
@@ -306,13 +326,20 @@ def settle(
         for i, ways in read.ways.items()
     }
     ways = {i: options for i, options in digit_ways.items() if options}
-    cut_margin = max(margin, LONE_SPLIT_MARGIN) if len(read.singles) == 1 else margin
+    # A lone group is far more often one odd digit than two touching ones: its cut is weighed by
+    # the readings' confidence alone, since the reject head doubts odd digits (a Swiss 1 with a flag
+    # as long as its stem) more than the clean strokes they are cut into. In a line, the pieces of
+    # a digit cut apart are no digits to the head, and P(digit) keeps plain digits whole.
+    lone = len(read.singles) == 1
+    cut_margin = max(margin, LONE_SPLIT_MARGIN) if lone else margin
+    cut_score = log_confidence if lone else log_likelihood
     # A group that is no digit whole needs no margin when its reading is a guess (two touching
     # digits squeezed into one 28x28 are): its likeliest cut is all the reading it has. One read
     # surely (a 1 whose flag crosses its stem, read as flag and stem) is cut as any other group.
     guessed = {i for i in ways if not whole_digit[i] and read.singles[i].unsure}
-    cuts = winning_cuts(read.singles, {i: w for i, w in ways.items() if i not in guessed}, cut_margin)
-    cuts |= winning_cuts(read.singles, {i: w for i, w in ways.items() if i in guessed}, -math.inf)
+    sure_ways = {i: w for i, w in ways.items() if i not in guessed}
+    cuts = winning_cuts(read.singles, sure_ways, cut_margin, cut_score)
+    cuts |= winning_cuts(read.singles, {i: w for i, w in ways.items() if i in guessed}, -math.inf, cut_score)
     # Joins first: the pieces of a broken digit may each be no digit, while their join is one.
     digits = digits_of(settle_line(read.singles, read.joined, cuts))
     if read.whole is not None and digits and reads_better_whole(digits, read.whole) and is_digit(read.whole):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import cv2
 import numpy as np
 import pytest
@@ -9,7 +11,7 @@ from PIL import Image, ImageDraw
 
 from mnist_bot import Prediction, Recognizer, layout
 from mnist_bot.blobs import Component
-from mnist_bot.recognizer import best_cut, settle_line
+from mnist_bot.recognizer import LineReadings, best_cut, settle, settle_line
 from mnist_bot.split import cheapest_path, cut_pieces, split_candidates
 from mnist_bot.training import synthetic as syn
 
@@ -70,6 +72,28 @@ def test_two_sure_pieces_beat_a_guessed_whole_and_two_guesses_lose_to_a_sure_who
     assert best_cut(guess(0, 0.99), [(guess(1, 0.8), guess(1, 0.7))]) is None
     chosen = best_cut(guess(8, 0.5), [(guess(1, 0.6), guess(7, 0.6)), (guess(3, 0.99), guess(6, 0.99))])
     assert chosen is not None and [p.digit for p in chosen] == [3, 6]
+
+
+def judged(digit: int, confidence: float, p_digit: float) -> Prediction:
+    """Return `guess(digit, confidence)` with the reject head's P(digit)."""
+    return replace(guess(digit, confidence), digit_probability=p_digit)
+
+
+def test_in_a_line_a_sure_digit_stays_whole_when_its_pieces_are_no_digits_to_the_head() -> None:
+    # A wide 0 cut in two reads as a 6 and a 3 surer than the 0, but neither piece is a digit to the head.
+    zero, pieces = judged(0, 0.97, 0.99), (judged(6, 0.995, 0.04), judged(3, 1.0, 0.5))
+    readings = LineReadings([judged(4, 1.0, 1.0), zero], {}, {1: [pieces]}, None)
+    assert [p.digit for p in settle(readings)] == [4, 0]
+    # Two touching digits: the group is no digit to the head, and its pieces are.
+    pair, apart = judged(8, 0.99, 1e-6), (judged(3, 0.99, 0.9), judged(6, 0.98, 0.9))
+    readings = LineReadings([judged(4, 1.0, 1.0), pair], {}, {1: [apart]}, None)
+    assert [p.digit for p in settle(readings)] == [4, 3, 6]
+
+
+def test_a_lone_group_is_cut_by_confidence_alone() -> None:
+    # A Swiss 1 whose flag is as long as its stem: the head doubts the whole, not the two strokes.
+    swiss_one, strokes = judged(7, 0.93, 1e-4), (judged(1, 0.99, 0.9), judged(1, 0.99, 0.9))
+    assert [p.digit for p in settle(LineReadings([swiss_one], {}, {0: [strokes]}, None))] == [7]
 
 
 def test_a_cut_group_is_read_as_its_pieces_and_is_never_joined() -> None:
