@@ -67,6 +67,12 @@ def _train_parser(sub: Any) -> None:
         help="add this .npz (repeatable) with x (N,28,28) uint8 and y (N,), e.g. `mnist-bot feedback export`",
     )
     p.add_argument(
+        "--init-from",
+        type=Path,
+        metavar="KERAS",
+        help="go on training this .keras model (fine-tuning) instead of starting from fresh weights",
+    )
+    p.add_argument(
         "--out", type=Path, default=Path("models"), metavar="DIR", help="output folder (default: models)"
     )
     p.add_argument("--name", help="file stem (default: the architecture)")
@@ -323,6 +329,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         learning_rate=args.learning_rate,
         bn_momentum=args.bn_momentum,
         extra_data=tuple(args.extra_data),
+        init_from=args.init_from,
         out_dir=args.out,
         name=args.name,
         command=" ".join(["mnist-bot", *args.argv]),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ import tensorflow as tf
 from PIL import Image
 
 from mnist_bot.data import Mnist, Split
-from mnist_bot.errors import DatasetError
+from mnist_bot.errors import DatasetError, ModelLoadError
 from mnist_bot.feedback import FeedbackStore
 from mnist_bot.recognizer import Recognizer
 from mnist_bot.training.architectures import ARCHITECTURES, build
@@ -24,8 +25,9 @@ from tests.conftest import draw_digit
 
 METADATA_KEYS = {
     "name", "architecture", "parameters", "command", "epochs", "batch_size", "seed", "validation_split",
-    "limit", "augment", "bn_momentum", "extra_data", "data_source", "data_sha256", "versions", "date",
-    "training_seconds", "machine", "history", "test_accuracy", "test_loss", "test_n", "tflite_agreement",
+    "limit", "augment", "bn_momentum", "extra_data", "init_from", "data_source", "data_sha256", "versions",
+    "date", "training_seconds", "machine", "history", "test_accuracy", "test_loss", "test_n",
+    "tflite_agreement",
 }  # fmt: skip
 SMALL_TEST = 2000  # the smoke runs measure on part of the test set to stay quick on two cores
 
@@ -242,6 +244,28 @@ def test_tflite_file_answers_like_the_keras_file(small_mnist: Mnist, tmp_path: P
     assert recognizer.runtime.name == "litert"
     assert recognizer.metadata == result.metadata
     np.testing.assert_allclose(recognizer.classify28(x), from_keras, atol=1e-4)
+
+
+def test_init_from_goes_on_training_the_given_model(small_mnist: Mnist, tmp_path: Path) -> None:
+    import keras
+
+    first_cfg = TrainConfig(arch="mlp", epochs=1, limit=1000, out_dir=tmp_path / "first")
+    first = train_model(first_cfg, small_mnist, verbose=0)
+    cfg = replace(first_cfg, init_from=first.keras_path, out_dir=tmp_path / "tuned")
+    tuned = train_model(cfg, small_mnist, verbose=0)
+    assert tuned.metadata["init_from"] == str(first.keras_path)
+    # Fine-tuning starts from the first model's weights: its loss begins where that run ended.
+    assert tuned.metadata["history"]["loss"][0] < first.metadata["history"]["loss"][0]
+    before = keras.models.load_model(first.keras_path).get_weights()
+    after = keras.models.load_model(tuned.keras_path).get_weights()
+    assert any(not np.array_equal(a, b) for a, b in zip(before, after, strict=True))
+
+
+def test_init_from_a_file_that_is_no_model_is_a_clear_error(small_mnist: Mnist, tmp_path: Path) -> None:
+    (tmp_path / "broken.keras").write_bytes(b"not a model")
+    cfg = TrainConfig(arch="mlp", epochs=1, limit=100, init_from=tmp_path / "broken.keras", out_dir=tmp_path)
+    with pytest.raises(ModelLoadError, match="not a Keras model"):
+        train_model(cfg, small_mnist, verbose=0)
 
 
 @pytest.mark.slow

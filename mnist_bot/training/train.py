@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from mnist_bot.data import Mnist, Split, load_mnist
-from mnist_bot.errors import DatasetError
+from mnist_bot.errors import DatasetError, ModelLoadError
 from mnist_bot.training.architectures import BN_MOMENTUM, build
 from mnist_bot.training.augment import augment_batch
 
@@ -42,6 +42,7 @@ class TrainConfig:
     learning_rate: float | None = None
     bn_momentum: float = BN_MOMENTUM  # 0.9 for short runs, so batch norm statistics settle
     extra_data: tuple[Path, ...] = ()
+    init_from: Path | None = None  # a .keras model to go on training (fine-tuning) instead of fresh weights
     out_dir: Path = Path("models")
     name: str | None = None
     command: str = field(default_factory=lambda: " ".join(["mnist-bot", *sys.argv[1:]]))
@@ -163,6 +164,7 @@ def _metadata(
         "limit": cfg.limit,
         "augment": _augment(cfg),
         "extra_data": [str(p) for p in cfg.extra_data],
+        "init_from": str(cfg.init_from) if cfg.init_from else None,
         "data_source": mnist.source,
         "data_sha256": mnist.checksums,
         "versions": _versions(),
@@ -196,13 +198,23 @@ def _test_metrics(model: keras.Model, mnist: Mnist, tflite_path: Path) -> dict[s
     }
 
 
+def _initial_model(cfg: TrainConfig) -> keras.Model:
+    """Return fresh weights for the architecture, or the model to fine-tune."""
+    if cfg.init_from is None:
+        return build(cfg.arch, cfg.bn_momentum)
+    try:
+        return keras.models.load_model(cfg.init_from)
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"{cfg.init_from} is not a Keras model to go on training.") from exc
+
+
 def train_model(cfg: TrainConfig, mnist: Mnist | None = None, verbose: int | str = "auto") -> TrainResult:
     """Train, convert and document one model; returns where the files went."""
     keras.utils.set_random_seed(cfg.seed)
     mnist = mnist or load_mnist()
     train, val = training_split(mnist, cfg)
     epochs = cfg.epochs or DEFAULT_EPOCHS.get(cfg.arch, 10)
-    model = build(cfg.arch, cfg.bn_momentum)
+    model = _initial_model(cfg)
     compile_model(model, cfg, steps_per_epoch=-(-len(train.images) // cfg.batch_size), epochs=epochs)
     train_ds = make_dataset(train, cfg.batch_size, _augment(cfg), shuffle_seed=cfg.seed)
     val_ds = make_dataset(val, 1000, augment=False, shuffle_seed=None) if val else None
