@@ -44,6 +44,7 @@ SURELY_UPRIGHT = float(np.log(0.9))  # a page reading at least this well upright
 # page benchmark's lines (seed 0, 20 pages a kind, real sheets too) digit lines' medians were >= 0.58
 # (1% under 0.86) and word lines' <= 0.17. A model's .json may set its own ("reject": words).
 WORD_LINE_P_DIGIT = 0.3
+PEER_HEIGHTS = (0.75, 1.33)  # a cut-out this tall against its line's sure digits may be one of them
 MIN_WORD_LETTERS = 3  # fewer cut-outs than this are judged one by one
 NOT_A_DIGIT = "That doesn't look like a digit to me; try writing one digit, large and clear."
 
@@ -197,6 +198,18 @@ class RejectRule:
         if len(line) < MIN_WORD_LETTERS:
             return False
         return float(np.median([p.digit_probability for p in line])) < self.words
+
+
+def vouched_for(prediction: Prediction, peers: list[Prediction], line_length: int) -> bool:
+    """Tell whether a line's surely read digits vouch for a cut-out: read surely, and as tall as they are.
+
+    They must be at least two and half the line, so a word is not vouched for by a letter or two.
+    """
+    if prediction.unsure or prediction.box is None or len(peers) < max(2, line_length / 2):
+        return False
+    heights = [p.box.h for p in peers if p.box is not None]
+    typical = float(np.median(heights)) if heights else 0.0
+    return PEER_HEIGHTS[0] * typical <= prediction.box.h <= PEER_HEIGHTS[1] * typical
 
 
 def mean_log_confidence(confidences: list[float]) -> float:
@@ -526,7 +539,13 @@ class Recognizer:
         # touch read as no digit to the head, and turning the line away fails the whole answer.
         if on_page and self.reject is not None and self.reject.rejects_line(settled):
             return []
-        return [p for p in settled if not self.is_no_digit(p, on_page)]
+        digit = [not self.is_no_digit(p, on_page) for p in settled]
+        if not on_page:
+            # A line alone is one writer's number: a cut-out read surely, as tall as its line's
+            # surely read digits, is one of them however odd the head finds its shape.
+            peers = [p for p, d in zip(settled, digit, strict=True) if d and not p.unsure]
+            digit = [d or vouched_for(p, peers, len(settled)) for p, d in zip(settled, digit, strict=True)]
+        return [p for p, d in zip(settled, digit, strict=True) if d]
 
     def classify28(self, batch: np.ndarray) -> np.ndarray:
         """Return (N, 10) probabilities for already-prepared (N, 28, 28) float32 inputs."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,15 @@ import pytest
 from PIL import Image
 
 from mnist_bot import EmptyImageError
-from mnist_bot.recognizer import NOT_A_DIGIT, WORD_LINE_P_DIGIT, Prediction, Recognizer, RejectRule
+from mnist_bot.blobs import Box
+from mnist_bot.recognizer import (
+    NOT_A_DIGIT,
+    WORD_LINE_P_DIGIT,
+    Prediction,
+    Recognizer,
+    RejectRule,
+    vouched_for,
+)
 from mnist_bot.runtime import FakeRuntime
 from mnist_bot.training import reject
 from mnist_bot.training.realistic import is_held_out_writer
@@ -289,3 +298,26 @@ def test_touching_digits_no_digit_whole_are_read_as_their_cut_into_digits() -> N
         settle(LineReadings([pair], {}, {0: [weak]}, None), lambda d: [p for p in d if is_digit(p)], is_digit)
         == []
     )
+
+
+def boxed(digit: int, confidence: float, p_digit: float, height: int) -> Prediction:
+    """`reading(...)` with a box `height` px tall."""
+    return replace(reading(digit, confidence, p_digit), box=Box(0, 0, height // 2, height))
+
+
+def test_a_lone_lines_sure_digits_vouch_for_a_sure_cut_out_as_tall_as_they_are() -> None:
+    peers = [boxed(7, 0.99, 0.9, 100), boxed(5, 0.99, 0.95, 96), boxed(3, 0.98, 0.9, 104)]
+    # A bold 2 the head finds odd (P(digit) under the alone level), read surely and as tall.
+    assert vouched_for(boxed(2, 0.88, 1.9e-4, 98), peers, line_length=4)
+    assert not vouched_for(boxed(6, 0.46, 1.9e-4, 98), peers, line_length=4)  # a guess
+    assert not vouched_for(boxed(1, 0.99, 1e-4, 40), peers, line_length=4)  # a short mark
+    assert not vouched_for(boxed(2, 0.88, 1.9e-4, 98), peers[:1], line_length=2)  # one peer is no line
+    assert not vouched_for(boxed(2, 0.88, 1.9e-4, 98), peers[:2], line_length=6)  # a word with two digits
+
+
+def test_alone_a_sure_cut_out_among_sure_digits_is_kept_and_on_a_page_it_is_judged_alone() -> None:
+    rule = RejectRule(low=0.01, doubtful=0.01, alone=0.01)
+    rec = Recognizer(FakeRuntime(), reject=rule)
+    line = [boxed(7, 0.99, 0.9, 100), boxed(2, 0.9, 0.001, 98), boxed(5, 0.99, 0.9, 100)]
+    assert [p.digit for p in rec._digits_of_line(line, on_page=False)] == [7, 2, 5]
+    assert [p.digit for p in rec._digits_of_line(line, on_page=True)] == [7, 5]
