@@ -525,9 +525,7 @@ def line_fit(row: list[Component]) -> tuple[float, float]:
     """Fit a row's centre line robustly: return its intercept and slope (Theil-Sen, as a number's)."""
     centres_x = np.array([c.x + c.w / 2 for c in row])
     centres_y = np.array([c.y + c.h / 2 for c in row])
-    height = float(np.median([c.h for c in row]))
-    slope = segment.line_slope(centres_x, centres_y, height) if len(row) > 1 else 0.0
-    return float(np.median(centres_y - slope * centres_x)), slope
+    return segment.centre_line(centres_x, centres_y, float(np.median([c.h for c in row])))
 
 
 def attach_pieces(

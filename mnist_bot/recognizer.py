@@ -253,39 +253,6 @@ def settle_line(
     return digits
 
 
-Score = Callable[[Prediction], float]
-
-
-def winning_cuts(
-    singles: list[Prediction],
-    ways: dict[int, list[tuple[Prediction, ...]]],
-    margin: float = SPLIT_MARGIN,
-    score: Score | None = None,
-) -> dict[int, tuple[Prediction, ...]]:
-    """Return, for each group read better cut into pieces (by `margin` nats), the pieces' readings."""
-    cuts = {i: best_cut(singles[i], options, margin, score) for i, options in ways.items()}
-    return {i: cut for i, cut in cuts.items() if cut is not None}
-
-
-def best_cut(
-    whole: Prediction,
-    ways: list[tuple[Prediction, ...]],
-    margin: float = SPLIT_MARGIN,
-    score: Score | None = None,
-) -> tuple[Prediction, ...] | None:
-    """Return the likeliest cut of a group when it beats the group read whole by `margin` nats, else None.
-
-    A cut's likelihood is its pieces' joint probability (each piece right: `score`, by default
-    `log_likelihood`), so every extra piece must read surely to pay for itself: a wide 0 cut in two
-    reads as two weak guesses, while two touching digits cut apart each read about as surely as any
-    digit, and read whole as a guess.
-    """
-    score = score or log_likelihood
-    scores = [sum(score(p) for p in way) for way in ways]
-    best = int(np.argmax(scores))
-    return ways[best] if scores[best] > score(whole) + margin else None
-
-
 def log_confidence(prediction: Prediction) -> float:
     """Return the log of a reading's confidence, floored at 0.001 as mean_log_confidence does."""
     return float(np.log(max(prediction.confidence, 1e-3)))
@@ -298,6 +265,38 @@ def log_likelihood(prediction: Prediction) -> float:
     digit surely; the reject head knows them for no digit. Each floored at 0.001.
     """
     return log_confidence(prediction) + float(np.log(max(prediction.digit_probability, 1e-3)))
+
+
+Score = Callable[[Prediction], float]
+
+
+def winning_cuts(
+    singles: list[Prediction],
+    ways: dict[int, list[tuple[Prediction, ...]]],
+    margin: float = SPLIT_MARGIN,
+    score: Score = log_likelihood,
+) -> dict[int, tuple[Prediction, ...]]:
+    """Return, for each group read better cut into pieces (by `margin` nats), the pieces' readings."""
+    cuts = {i: best_cut(singles[i], options, margin, score) for i, options in ways.items()}
+    return {i: cut for i, cut in cuts.items() if cut is not None}
+
+
+def best_cut(
+    whole: Prediction,
+    ways: list[tuple[Prediction, ...]],
+    margin: float = SPLIT_MARGIN,
+    score: Score = log_likelihood,
+) -> tuple[Prediction, ...] | None:
+    """Return the likeliest cut of a group when it beats the group read whole by `margin` nats, else None.
+
+    A cut's likelihood is its pieces' joint probability (each piece right, by `score`), so every
+    extra piece must read surely to pay for itself: a wide 0 cut in two reads as two weak guesses,
+    while two touching digits cut apart each read about as surely as any digit, and read whole as
+    a guess.
+    """
+    scores = [sum(score(p) for p in way) for way in ways]
+    best = int(np.argmax(scores))
+    return ways[best] if scores[best] > score(whole) + margin else None
 
 
 @dataclass(frozen=True)
@@ -351,8 +350,9 @@ def settle(
     # surely (a 1 whose flag crosses its stem, read as flag and stem) is cut as any other group.
     guessed = {i for i in ways if not whole_digit[i] and read.singles[i].unsure}
     sure_ways = {i: w for i, w in ways.items() if i not in guessed}
+    guessed_ways = {i: w for i, w in ways.items() if i in guessed}
     cuts = winning_cuts(read.singles, sure_ways, cut_margin, cut_score)
-    cuts |= winning_cuts(read.singles, {i: w for i, w in ways.items() if i in guessed}, -math.inf, cut_score)
+    cuts |= winning_cuts(read.singles, guessed_ways, -math.inf, cut_score)
     # Joins first: the pieces of a broken digit may each be no digit, while their join is one.
     digits = digits_of(settle_line(read.singles, read.joined, cuts))
     if read.whole is not None and digits and reads_better_whole(digits, read.whole) and is_digit(read.whole):

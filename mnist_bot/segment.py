@@ -98,6 +98,12 @@ def line_slope(x: np.ndarray, y: np.ndarray, height: float) -> float:
     return float(np.clip(np.median(dy[apart] / dx[apart]), -MAX_SLOPE, MAX_SLOPE))
 
 
+def centre_line(x: np.ndarray, y: np.ndarray, height: float) -> tuple[float, float]:
+    """Fit a line through centres robustly: return its intercept and slope (Theil-Sen, `line_slope`)."""
+    slope = line_slope(x, y, height) if len(x) > 1 else 0.0
+    return float(np.median(y - slope * x)), slope
+
+
 def _overlap(a: tuple[int, int], b: Component) -> float:
     """Return the horizontal overlap of a span and a blob, relative to the narrower one."""
     shared = min(a[1], b.x + b.w) - max(a[0], b.x)
@@ -167,8 +173,7 @@ def middle_line(groups: list[list[Component]], height: float) -> Callable[[float
     """Return the line's middle at a column: fitted through the groups' middles, following its slope."""
     x = np.array([_centre_x(g) for g in groups])
     y = np.array([_middle(g) for g in groups])
-    slope = line_slope(x, y, height)
-    intercept = float(np.median(y - slope * x))
+    intercept, slope = centre_line(x, y, height)
     return lambda column: intercept + slope * column
 
 
