@@ -22,6 +22,7 @@ from mnist_bot import (
     segment,
 )
 from mnist_bot.blobs import Component
+from mnist_bot.layout import merge_row_fragments
 from mnist_bot.recognizer import is_unsure, settle_joins
 from mnist_bot.runtime import FakeRuntime
 from tests.conftest import draw_digit, encode, mnist_photo
@@ -305,3 +306,19 @@ def test_read_returns_a_number_or_the_single_digit_in_one_runtime_call() -> None
     assert runtime.calls == 3  # one call per read or predict, however many digits
     with pytest.raises(EmptyImageError):
         recognizer.read(np.full((300, 300), 240, np.uint8))
+
+
+def test_a_grid_row_whose_few_characters_seem_to_slope_stays_one_row() -> None:
+    # A grid's row of scattered digits: four in the middle jitter so they seem to slope down to the
+    # right, while the row as a whole (and the page) runs level; extrapolated to the far columns,
+    # their slope put the row's ends on a line of their own.
+    def char(label: int, x: int, middle: int) -> Component:
+        return Component(label, x, middle - 15, 25, 30, 400)
+
+    middle_four = [char(1, 310, 115), char(2, 410, 123), char(3, 490, 120), char(4, 580, 125)]
+    far_ends = [[char(5, 145, 128)], [char(6, 670, 106), char(7, 770, 105)]]
+    level_rows = [[char(10 * r + i, 120 + 90 * i, 220 + 100 * r) for i in range(8)] for r in (1, 2)]
+    rows = merge_row_fragments([middle_four, *far_ends, *level_rows], height=38.0)
+    assert sorted(len(row) for row in rows) == [7, 8, 8]
+    first = next(row for row in rows if len(row) == 7)
+    assert {c.label for c in first} == {1, 2, 3, 4, 5, 6, 7}
