@@ -25,6 +25,9 @@ HOLLOW = 0.5  # ... and its ink, a digit touching it included, is under this sha
 REMNANT_ASPECT = 4  # a blob this much longer than wide along an erased line is a piece of it...
 REMNANT_SHARE = 0.4  # ... and so is one smaller than this share of the digits (a box's corner)
 TOUCH = 3  # px: a piece this close to a digit touches it
+OUTLINE_REACH = 3  # px: upright runs this close to a box's left or right edge are its sides
+CHAIN_GAP = 2  # px: upright runs this close above each other are one side slanted by perspective
+END_RUN = 0.4  # an inner side (a divider) is inked on at both ends to level runs this share of a side long
 DASHED_SHARE = 0.3  # a faint straight line this much covered by found ink is a printed line in dashes
 MIN_SLANT = 0.5  # degrees: a box slanted less is read as it lies
 MAX_SLANT = 10.0  # degrees: a box slanted more is no printed box straightened by this stage
@@ -98,11 +101,14 @@ def without_lines(mask: np.ndarray, length: float, lone_uprights: bool = True) -
     A stroke crossing a line has ink on both sides of it: the line's pixels between are put back,
     so a 7 whose stem crosses a ruled line stays in one piece. Ink touching a line from one side
     keeps only its own pixels. Without `lone_uprights`, upright runs go only beside level ones: a
-    blob that is one tall straight stroke is a 1 or a 7, not print.
+    blob that is one tall straight stroke is a 1 or a 7, not print. With it (a printed box), they
+    go where they are the box's sides (`box_sides`), not a tall 1 inside that touches one.
     """
     level, upright = level_and_upright(mask, length)
     if not lone_uprights and not level.any():
         upright = np.zeros_like(upright)  # a tall 1 or 7 alone, not a box's side or a grid's rule
+    elif lone_uprights:
+        upright = box_sides(upright, level_and_upright(mask, END_RUN * length)[0], mask)
     lines = np.maximum(level, upright)
     if not lines.any():
         return mask
@@ -111,6 +117,43 @@ def without_lines(mask: np.ndarray, length: float, lone_uprights: bool = True) -
     across_level = closed(rest, (1, line_thickness(level, axis=0) + 4)) & level
     across_upright = closed(rest, (line_thickness(upright, axis=1) + 4, 1)) & upright
     return rest | across_level | across_upright
+
+
+def box_sides(upright: np.ndarray, level: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Keep the upright runs that are a box's sides: on its outline, or inked on to level runs at both ends.
+
+    A tall 1 that the faint mask joined to its box's top is one upright run with it, but it stands
+    inside the box and its foot ends on paper, while a side is the box's left or right edge, or (a
+    row of cells' divider) its ink runs from the top to the bottom. A side slanted by perspective
+    is several runs a pixel apart, its ends off the runs: each chain of runs is one side, followed
+    on its ink past either end.
+    """
+    chains = cv2.dilate(upright, np.ones((2 * CHAIN_GAP + 1, 3), np.uint8))
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(chains, connectivity=8)
+    inked = np.flatnonzero(mask.any(axis=0))
+    left, right = (int(inked[0]), int(inked[-1])) if inked.size else (0, 0)
+    kept = np.zeros(count, bool)
+    for k in range(1, count):
+        x, y, w, h = stats[k, :4]
+        on_outline = x <= left + OUTLINE_REACH or x + w - 1 >= right - OUTLINE_REACH
+        columns = slice(max(0, x - 2), x + w + 2)
+        top, bottom = y + CHAIN_GAP, y + h - 1 - CHAIN_GAP  # its runs' own ends, inside the widening
+        up, down = range(top, -1, -1), range(bottom, mask.shape[0])
+        kept[k] = on_outline or (
+            ink_reaches_level(mask[:, columns], level[:, columns], up)
+            and ink_reaches_level(mask[:, columns], level[:, columns], down)
+        )
+    return upright & kept[labels].astype(upright.dtype)
+
+
+def ink_reaches_level(mask: np.ndarray, level: np.ndarray, rows: range) -> bool:
+    """Tell whether ink runs unbroken through `rows` (in order) until a row holding a level run."""
+    for row in rows:
+        if level[row].any():
+            return True
+        if not mask[row].any():
+            return False
+    return False
 
 
 def closed(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

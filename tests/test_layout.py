@@ -354,3 +354,26 @@ def test_a_1_touching_a_box_side_keeps_its_stroke(recognizer: Recognizer, mnist:
     assert reading.text == "4170"
     one = reading.digits[1].box
     assert one is not None and one.h <= 60  # the stroke (about 45 px), not the 80 px side
+
+
+def test_a_tall_1_hanging_from_its_box_top_is_no_box_side() -> None:
+    """A box's sides run from its top to its bottom; a 1 that the faint mask joined to the top ends inside."""
+    box = np.zeros((42, 47), np.uint8)
+    box[:3, :] = box[-3:, :] = 1  # top and bottom sides
+    box[:, :3] = box[:, -3:] = 1  # left and right sides
+    box[3:35, 22:28] = 1  # a 1 hanging from the top side: 35 px with it, taller than 1.2 digit sizes
+    kept = printed.frame_without_sides(box, length=1.2 * 24.5)
+    assert kept[8:35, 22:28].all()  # the 1 stays
+    assert kept[10:30, :3].sum() == 0 and kept[10:30, -3:].sum() == 0  # the sides go
+
+
+def test_the_slanted_dividers_of_a_row_of_cells_are_box_sides() -> None:
+    """A row of cells photographed in perspective: each divider leans a little, and still goes."""
+    row = np.zeros((60, 160), np.uint8)
+    row[:3, :] = row[-3:, :] = 1
+    row[:, :3] = row[:, -3:] = 1
+    for left in (50, 105):  # two dividers, each drifting 5 px from the top to the bottom
+        for y in range(3, 57):
+            row[y, left + (y - 3) * 5 // 54 : left + (y - 3) * 5 // 54 + 3] = 1
+    kept = printed.frame_without_sides(row, length=1.2 * 30)
+    assert kept[8:52, 45:65].sum() == 0 and kept[8:52, 100:120].sum() == 0
