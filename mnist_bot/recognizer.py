@@ -217,6 +217,19 @@ def mean_log_confidence(confidences: list[float]) -> float:
     return float(np.mean(np.log(np.maximum(confidences, 1e-3))))
 
 
+def reads_as_well(upright: PageReading | None, turned: PageReading | None) -> bool:
+    """Tell whether a page's digits read upright as many and as surely as turned: then it is not turned.
+
+    The way up is chosen on every cut-out, letters too, and a line of letters may read as surer
+    digits upside down (the round ones as 0s); the digits it leaves, once words are dropped, say
+    whether turning gained anything.
+    """
+    if upright is None or turned is None or len(upright.digits) < len(turned.digits):
+        return False
+    rating = [mean_log_confidence([p.confidence for p in page.digits]) for page in (upright, turned)]
+    return rating[0] >= rating[1]
+
+
 def sample_evenly(items: list[PreparedDigit], count: int) -> list[PreparedDigit]:
     """Return at most `count` items spread evenly over the list."""
     if len(items) <= count:
@@ -438,7 +451,10 @@ class Recognizer:
             return self._or_no_digit(upright)
         turned = [page for page in layout.turned_layouts(ink) if layout.prepared_digits(page)]
         best = self._best_turn(turned, score)
-        return self._or_no_digit(upright if best is None else self._read_page_layout(best)[0])
+        if best is None:
+            return self._or_no_digit(upright)
+        reading = self._read_page_layout(best)[0]
+        return self._or_no_digit(upright if reads_as_well(upright, reading) else reading)
 
     def _read_page_layout(self, page: layout.PageLayout) -> tuple[PageReading | None, float]:
         """Read a laid-out page (None when it holds no digit) and rate how well it reads this way up.

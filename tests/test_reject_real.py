@@ -75,6 +75,18 @@ def test_letters_of_a_words_line_on_a_page_are_dropped(recognizer: Recognizer, m
     assert extra_with <= 0.2 * extra_without
 
 
+def test_a_line_of_letters_does_not_turn_its_page_upside_down(
+    recognizer: Recognizer, mnist_dir: Path
+) -> None:
+    # "XU NCUN" over "05000": upside down the letters read as surer digits (round ones as 0s) and
+    # the row of 0s reads the same either way; the digits left once the words go decide the way up.
+    sources = pages.PageSources.load(mnist_dir, HANDWRITING / reject.LETTERS_FILE)
+    page = pages.render_page("words", sources, seed=100000)
+    assert page.line_texts == ["05000"]
+    reading = recognizer.read_page(page.image)
+    assert reading.rotation == 0 and reading.text == "05000"
+
+
 def _rows_right(page: pages.Page, reading: PageReading) -> int:
     """Count the page's digit rows read exactly."""
     return len(set(page.line_texts) & set(reading.text.split("\n")))
