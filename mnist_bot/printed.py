@@ -136,7 +136,7 @@ def box_sides(upright: np.ndarray, level: np.ndarray, mask: np.ndarray) -> np.nd
     for k in range(1, count):
         x, y, w, h = stats[k, :4]
         on_outline = x <= left + OUTLINE_REACH or x + w - 1 >= right - OUTLINE_REACH
-        columns = slice(max(0, x - 2), x + w + 2)
+        columns = slice(max(0, x - CHAIN_GAP), x + w + CHAIN_GAP)  # room for the side to lean
         top, bottom = y + CHAIN_GAP, y + h - 1 - CHAIN_GAP  # its runs' own ends, inside the widening
         up, down = range(top, -1, -1), range(bottom, mask.shape[0])
         kept[k] = on_outline or (
