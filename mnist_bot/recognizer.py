@@ -247,9 +247,15 @@ def settle_joins(singles: list[Prediction], joined: dict[int, Prediction]) -> li
 
 
 def settle_line(
-    singles: list[Prediction], joined: dict[int, Prediction], cuts: dict[int, tuple[Prediction, ...]]
+    singles: list[Prediction],
+    joined: dict[int, Prediction],
+    cuts: dict[int, tuple[Prediction, ...]],
+    rotation: int = 0,
 ) -> list[Prediction]:
-    """Read a line: each group as cut (`cuts`, the winning ones), joined to its neighbour, or alone."""
+    """Read a line: each group as cut (`cuts`, the winning ones), joined to its neighbour, or alone.
+
+    `rotation` is how far the page was turned to be read (degrees), since boxes are in input pixels.
+    """
     digits: list[Prediction] = []
     i = 0
     while i < len(singles):
@@ -257,7 +263,9 @@ def settle_line(
         if i in cuts:
             digits.extend(cuts[i])
             i += 1
-        elif join is not None and i + 1 not in cuts and _join_wins(singles[i], singles[i + 1], join):
+        elif (
+            join is not None and i + 1 not in cuts and _join_wins(singles[i], singles[i + 1], join, rotation)
+        ):
             digits.append(join)
             i += 2
         else:
@@ -336,11 +344,12 @@ def settle(
     digits_of: Callable[[list[Prediction]], list[Prediction]] = lambda digits: digits,
     is_digit: Callable[[Prediction], bool] = lambda p: True,
     margin: float = SPLIT_MARGIN,
+    rotation: int = 0,
 ) -> list[Prediction]:
     """Choose a line's digits among its readings.
 
     `digits_of` drops what is no digit from the settled line, `is_digit` judges the whole, `margin`
-    is a cut's.
+    is a cut's, `rotation` how far the page was turned to be read.
     """
     # Only what may be digits is cut: a group that may be a digit, or (two touching digits are no
     # one digit) a cut whose every piece may be. On a page a line of words has gone whole before
@@ -367,7 +376,7 @@ def settle(
     cuts = winning_cuts(read.singles, sure_ways, cut_margin, cut_score)
     cuts |= winning_cuts(read.singles, guessed_ways, -math.inf, cut_score)
     # Joins first: the pieces of a broken digit may each be no digit, while their join is one.
-    digits = digits_of(settle_line(read.singles, read.joined, cuts))
+    digits = digits_of(settle_line(read.singles, read.joined, cuts, rotation))
     if read.whole is not None and digits and reads_better_whole(digits, read.whole) and is_digit(read.whole):
         return [read.whole]
     return digits
@@ -399,10 +408,29 @@ def page_reads_better_whole(digits: list[Prediction], whole: Prediction) -> bool
     return not digits or whole.confidence > joint + PAGE_WHOLE_MARGIN
 
 
-def _join_wins(left: Prediction, right: Prediction, join: Prediction) -> bool:
-    """Tell whether a join reads better than the two pieces it is made of."""
+def _join_wins(left: Prediction, right: Prediction, join: Prediction, rotation: int = 0) -> bool:
+    """Tell whether a join reads better than the two pieces it is made of.
+
+    Two pieces of one line that share no row lie one above the other: the halves of one digit
+    broken across (a slanted 1 in two), however surely each reads, never two digits side by side.
+    """
+    if join.unsure:
+        return False
     weaker = min(left.confidence, right.confidence)
-    return (left.unsure or right.unsure) and not join.unsure and join.confidence > weaker
+    return ((left.unsure or right.unsure) and join.confidence > weaker) or stacked(left, right, rotation)
+
+
+def stacked(upper: Prediction, lower: Prediction, rotation: int = 0) -> bool:
+    """Tell whether two cut-outs share no row of the page as read: one lies wholly above the other.
+
+    Boxes are in input pixels: on a page read a quarter turn round, its rows are the input's columns.
+    """
+    a, b = upper.box, lower.box
+    if a is None or b is None:
+        return False
+    if rotation % 180:
+        return a.x + a.w <= b.x or b.x + b.w <= a.x
+    return a.y + a.h <= b.y or b.y + b.h <= a.y
 
 
 class Recognizer:
@@ -508,7 +536,7 @@ class Recognizer:
         batch = [d for line in lines for d in alternatives(line)] + ([whole] if whole is not None else [])
         predictions = iter(self._classify(batch))
         on_page = len(lines) > 1
-        settled = [self._settle_line(line, predictions, on_page) for line in lines]
+        settled = [self._settle_line(line, predictions, on_page, rotation) for line in lines]
         read = [reading for reading, _ in settled if reading is not None]
         uncut = [p for _, digits in settled for p in digits]
         if whole is not None:
@@ -523,11 +551,12 @@ class Recognizer:
         return PageReading(read, rotation), uncut
 
     def _settle_line(
-        self, line: segment.NumberLayout, predictions: Iterator[Prediction], on_page: bool
+        self, line: segment.NumberLayout, predictions: Iterator[Prediction], on_page: bool, rotation: int = 0
     ) -> tuple[NumberReading | None, list[Prediction]]:
         """Settle one line from its predictions, in `alternatives` order (None when nothing is left).
 
         Also return its digits as read with no group cut and none turned away, which rate the way up.
+        `rotation` is how far the page was turned to be read.
         """
         readings = line_readings(line, predictions)
 
@@ -539,12 +568,13 @@ class Recognizer:
 
         # Rated as laid out, nothing turned away: dropping a sideways page's worst-read pieces as
         # no digits would make what is left read well upright.
-        rating = settle(replace(readings, ways={}))
+        uncut = replace(readings, ways={})
+        rating = settle(uncut, rotation=rotation)
         # On a page, a line of words or of marks goes whole: cutting its letters makes no digits.
         # Alone, the line is what the user sent: touching digits are no digit uncut, only cut.
-        if on_page and not settle(replace(readings, ways={}), digits_of, is_digit):
+        if on_page and not settle(uncut, digits_of, is_digit, rotation=rotation):
             return None, rating
-        digits = settle(readings, digits_of, is_digit)
+        digits = settle(readings, digits_of, is_digit, rotation=rotation)
         reading = NumberReading(text="".join(str(p.digit) for p in digits), digits=digits) if digits else None
         return reading, rating
 

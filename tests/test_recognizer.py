@@ -6,6 +6,7 @@ import contextlib
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -21,9 +22,9 @@ from mnist_bot import (
     Recognizer,
     segment,
 )
-from mnist_bot.blobs import Component
+from mnist_bot.blobs import Box, Component
 from mnist_bot.layout import merge_row_fragments
-from mnist_bot.recognizer import is_unsure, settle_joins
+from mnist_bot.recognizer import is_unsure, settle_joins, settle_line
 from mnist_bot.runtime import FakeRuntime
 from tests.conftest import draw_digit, encode, mnist_photo
 
@@ -125,6 +126,21 @@ def test_an_unsure_pair_is_replaced_by_its_sure_join() -> None:
 def test_two_sure_digits_are_never_joined() -> None:
     pieces = [guess(1, 0.99), guess(1, 0.98)]
     assert [p.digit for p in settle_joins(pieces, {0: guess(4, 0.99)})] == [1, 1]
+
+
+def test_two_sure_pieces_one_above_the_other_are_one_digit() -> None:
+    # A slanted 1 broken across its middle: two sure 1s that share no row of the line, never two
+    # digits of it side by side. Beside each other (sharing rows) they stay two digits.
+    def at(prediction: Prediction, box: Box) -> Prediction:
+        return replace(prediction, box=box)
+
+    upper, lower = at(guess(1, 0.99), Box(161, 227, 13, 29)), at(guess(1, 0.99), Box(170, 260, 15, 35))
+    join = at(guess(1, 0.99), Box(161, 227, 24, 68))
+    assert len(settle_line([upper, lower], {0: join}, {})) == 1
+    beside = at(guess(1, 0.99), Box(200, 230, 15, 35))
+    assert len(settle_line([upper, beside], {0: join}, {})) == 2
+    # Read a quarter turn round, the page's rows are the input's columns: these pieces are beside.
+    assert len(settle_line([upper, lower], {0: join}, {}, rotation=90)) == 2
 
 
 def test_an_unsure_join_is_not_taken() -> None:
