@@ -485,45 +485,41 @@ def connected(linked: np.ndarray) -> list[list[int]]:
 def merge_row_fragments(fragments: list[list[Component]], height: float) -> list[list[Component]]:
     """Merge fragments on one row (grid columns, words far apart) that do not overlap side by side."""
     rows: list[list[Component]] = []
-    fits: list[tuple[float, float]] = []  # each row's centre line, refitted as it grows
     skew = page_skew(fragments)
+    lines: list[list[tuple[float, float]]] = []  # each row's centre lines, refitted as it grows
     for fragment in sorted(fragments, key=lambda f: -len(f)):  # long fragments fix the lines best
         x = middle_x(fragment)
         centre = row_centre(fragment, x)
         drifts = [
-            (row_drift(row, fit, skew, x, centre), i)
-            for i, (row, fit) in enumerate(zip(rows, fits, strict=True))
+            (min(abs(intercept + slope * x - centre) for intercept, slope in row_lines), i)
+            for i, (row, row_lines) in enumerate(zip(rows, lines, strict=True))
             if not overlaps_columns(row, fragment)
         ]
         drift, home = min(drifts, default=(np.inf, -1))
         if drift <= ROW_DRIFT * height:
             rows[home].extend(fragment)
-            fits[home] = line_fit(rows[home])
+            lines[home] = centre_lines(rows[home], skew)
         else:
             rows.append(list(fragment))
-            fits.append(line_fit(fragment))
+            lines.append(centre_lines(fragment, skew))
     return rows
 
 
-def row_drift(row: list[Component], fit: tuple[float, float], skew: float, x: float, centre: float) -> float:
-    """Return how far a point lies off a row: off its fitted line, or off the page's skew through it.
+def centre_lines(row: list[Component], skew: float) -> list[tuple[float, float]]:
+    """Return a row's centre line as fitted, and at the page's skew through its characters (intercept, slope).
 
     A few characters of a grid's row fit a line whose slope is mostly their jitter; extrapolated
-    to a far column it misses the row there, while the page's lines share one skew.
+    to a far column it misses the row there, while the page's lines share one skew: a point lies
+    on the row when it lies near either line.
     """
-    intercept, slope = fit
-    return min(abs(intercept + slope * x - centre), abs(skewed_level(row, skew) + skew * x - centre))
+    level = float(np.median([c.y + c.h / 2 - skew * (c.x + c.w / 2) for c in row]))
+    return [line_fit(row), (level, skew)]
 
 
 def page_skew(fragments: list[list[Component]]) -> float:
     """Return the page's skew (slope of its lines): the median slope of its fragments of a few characters."""
     slopes = [line_fit(f)[1] for f in fragments if len(f) >= MIN_ROW_CHARACTERS]
     return float(np.median(slopes)) if slopes else 0.0
-
-
-def skewed_level(row: list[Component], skew: float) -> float:
-    """Return the intercept of the line at the page's skew through a row's characters (their median)."""
-    return float(np.median([c.y + c.h / 2 - skew * (c.x + c.w / 2) for c in row]))
 
 
 def overlaps_columns(row: list[Component], fragment: list[Component]) -> bool:

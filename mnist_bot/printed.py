@@ -137,11 +137,11 @@ def box_sides(upright: np.ndarray, level: np.ndarray, mask: np.ndarray) -> np.nd
         x, y, w, h = stats[k, :4]
         on_outline = x <= left + OUTLINE_REACH or x + w - 1 >= right - OUTLINE_REACH
         columns = slice(max(0, x - CHAIN_GAP), x + w + CHAIN_GAP)  # room for the side to lean
+        band, band_level = mask[:, columns], level[:, columns]
         top, bottom = y + CHAIN_GAP, y + h - 1 - CHAIN_GAP  # its runs' own ends, inside the widening
-        up, down = range(top, -1, -1), range(bottom, mask.shape[0])
         kept[k] = on_outline or (
-            ink_reaches_level(mask[:, columns], level[:, columns], up)
-            and ink_reaches_level(mask[:, columns], level[:, columns], down)
+            ink_reaches_level(band, band_level, range(top, -1, -1))
+            and ink_reaches_level(band, band_level, range(bottom, mask.shape[0]))
         )
     return upright & kept[labels].astype(upright.dtype)
 

@@ -568,11 +568,11 @@ class Recognizer:
 
         # Rated as laid out, nothing turned away: dropping a sideways page's worst-read pieces as
         # no digits would make what is left read well upright.
-        uncut = replace(readings, ways={})
-        rating = settle(uncut, rotation=rotation)
+        laid_out = replace(readings, ways={})
+        rating = settle(laid_out, rotation=rotation)
         # On a page, a line of words or of marks goes whole: cutting its letters makes no digits.
         # Alone, the line is what the user sent: touching digits are no digit uncut, only cut.
-        if on_page and not settle(uncut, digits_of, is_digit, rotation=rotation):
+        if on_page and not settle(laid_out, digits_of, is_digit, rotation=rotation):
             return None, rating
         digits = settle(readings, digits_of, is_digit, rotation=rotation)
         reading = NumberReading(text="".join(str(p.digit) for p in digits), digits=digits) if digits else None
